@@ -1,0 +1,57 @@
+"""`platform-stack up|down|status|env`: the embedded stack of real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+from platform_assets.stack.config import StackConfig, StackError
+from platform_assets.stack.servers import Stack
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="platform-stack", description=__doc__)
+    parser.add_argument("--dir", help="stack data directory (default: $PLATFORM_STACK_DIR or .platform/stack)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start every server that is not running (idempotent)")
+    sub.add_parser("down", help="stop every server (clean stop, forced after a timeout)")
+    status = sub.add_parser("status", help="health of each server from a real protocol call")
+    status.add_argument("--json", action="store_true")
+    sub.add_parser("env", help="print connection settings as `export` lines for the resources")
+    args = parser.parse_args(argv)
+
+    try:
+        stack = Stack(StackConfig.from_env(args.dir))
+        if args.command == "up":
+            for name, state in stack.up().items():
+                print(f"{name:<11} {state}")
+            return _print_status(stack, as_json=False)
+        if args.command == "down":
+            for name, state in stack.down().items():
+                print(f"{name:<11} {state}")
+            return 0
+        if args.command == "status":
+            return _print_status(stack, as_json=args.json)
+        for key, value in stack.env().items():
+            print(f"export {key}={shlex.quote(value)}")
+        return 0
+    except StackError as exc:
+        print(f"platform-stack {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _print_status(stack: Stack, as_json: bool) -> int:
+    health = stack.status()
+    if as_json:
+        print(json.dumps({n: {"healthy": h.healthy, "detail": h.detail, "pid": h.pid} for n, h in health.items()}))
+    else:
+        for name, h in health.items():
+            state = "healthy" if h.healthy else "DOWN"
+            print(f"{name:<11} {state:<8} pid={h.pid or '-':<8} {h.detail}")
+    return 0 if all(h.healthy for h in health.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

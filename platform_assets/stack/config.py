@@ -1,0 +1,85 @@
+"""Where the embedded stack keeps its data, which ports it uses, and its generated credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Ports sit above the well-known ones so the stack does not collide with real servers.
+DEFAULT_PORTS = {
+    "clickhouse_http": 18123,
+    "clickhouse_tcp": 19000,
+    "postgres": 15432,
+    "kafka": 19092,
+    "s3": 19090,
+}
+
+
+class StackError(RuntimeError):
+    """A stack operation failed; the message says what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    clickhouse_user: str
+    clickhouse_password: str
+    postgres_user: str
+    postgres_password: str
+    postgres_db: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_bucket: str
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    root: Path
+    ports: dict[str, int]
+
+    @classmethod
+    def from_env(cls, root: str | Path | None = None) -> StackConfig:
+        base = Path(root or os.environ.get("PLATFORM_STACK_DIR") or REPO_ROOT / ".platform" / "stack")
+        ports = {}
+        for name, default in DEFAULT_PORTS.items():
+            raw = os.environ.get(f"PLATFORM_{name.upper()}_PORT", str(default))
+            if not raw.isdigit() or not 0 < int(raw) < 65536:
+                raise StackError(f"PLATFORM_{name.upper()}_PORT={raw!r} is not a TCP port number")
+            ports[name] = int(raw)
+        saved = base / "ports.json"
+        # A running stack keeps the ports it started with unless the caller overrides them.
+        if saved.exists() and not any(f"PLATFORM_{n.upper()}_PORT" in os.environ for n in ports):
+            ports.update(json.loads(saved.read_text()))
+        return cls(root=base.resolve(), ports=ports)
+
+    def save_ports(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "ports.json").write_text(json.dumps(self.ports, indent=2))
+
+    def dir(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def credentials(self) -> Credentials:
+        """Generated once per stack directory, kept there (gitignored), never in the repo."""
+        path = self.root / "credentials.json"
+        if not path.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            creds = {
+                "clickhouse_user": "platform",
+                "clickhouse_password": secrets.token_urlsafe(18),
+                "postgres_user": "platform",
+                "postgres_password": secrets.token_urlsafe(18),
+                "postgres_db": "app",
+                "s3_access_key": "platform",
+                "s3_secret_key": secrets.token_urlsafe(18),
+                "s3_bucket": "platform-exports",
+            }
+            path.write_text(json.dumps(creds, indent=2))
+            path.chmod(0o600)
+        return Credentials(**json.loads(path.read_text()))
