@@ -1,0 +1,108 @@
+"""Pure helpers for applying ``clickhouse_ddl/*.sql``: file discovery, checksums, splitting, planning."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from platform_assets.stack.config import REPO_ROOT
+
+DDL_DIR = REPO_ROOT / "clickhouse_ddl"
+FILE_NAME = re.compile(r"^\d{3}_[a-z0-9_]+\.sql$")
+
+
+class DdlError(RuntimeError):
+    """A DDL file is misnamed, was edited after it was applied, or failed to apply."""
+
+
+@dataclass(frozen=True)
+class DdlFile:
+    name: str
+    path: Path
+    checksum: str
+
+    @property
+    def statements(self) -> list[str]:
+        return split_statements(self.path.read_text())
+
+
+def discover(ddl_dir: Path) -> list[DdlFile]:
+    if not ddl_dir.is_dir():
+        raise DdlError(f"DDL directory {ddl_dir} does not exist")
+    files = []
+    for path in sorted(ddl_dir.glob("*.sql")):
+        if not FILE_NAME.match(path.name):
+            raise DdlError(f"{path.name}: DDL files must be named NNN_snake_case.sql (e.g. 002_raw_events.sql)")
+        files.append(DdlFile(path.name, path, hashlib.sha256(path.read_bytes()).hexdigest()))
+    numbers = [f.name[:3] for f in files]
+    duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
+    if duplicates:
+        raise DdlError(f"DDL files share the number(s) {', '.join(duplicates)}: each number must be unique")
+    return files
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split on ``;`` outside quotes, backticks and comments; drop comment-only pieces."""
+    statements: list[str] = []
+    buf: list[str] = []
+    i, n = 0, len(sql)
+    quote: str | None = None
+    while i < n:
+        ch = sql[i]
+        if quote:
+            buf.append(ch)
+            if ch == "\\" and i + 1 < n:
+                buf.append(sql[i + 1])
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch in "'\"`":
+            quote = ch
+            buf.append(ch)
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end == -1 else end
+            continue
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end == -1 else end + 2
+            continue
+        elif ch == ";":
+            statements.append("".join(buf).strip())
+            buf = []
+        else:
+            buf.append(ch)
+        i += 1
+    if quote:
+        raise DdlError(f"unterminated {quote} quote in DDL")
+    statements.append("".join(buf).strip())
+    return [s for s in statements if s]
+
+
+@dataclass(frozen=True)
+class Plan:
+    to_apply: list[DdlFile]
+    unchanged: list[DdlFile]
+    applied_but_missing: list[str]
+
+
+def plan(files: list[DdlFile], applied: dict[str, str]) -> Plan:
+    """Which files still need applying; refuses any applied file whose content changed."""
+    edited = [f for f in files if f.name in applied and applied[f.name] != f.checksum]
+    if edited:
+        details = "; ".join(
+            f"{f.name}: applied sha256 {applied[f.name][:12]}..., file now {f.checksum[:12]}..." for f in edited
+        )
+        raise DdlError(
+            f"applied DDL file(s) were edited afterwards ({details}). Applied files are immutable: "
+            "revert the edit and put the change in a new, higher-numbered file."
+        )
+    names = {f.name for f in files}
+    return Plan(
+        to_apply=[f for f in files if f.name not in applied],
+        unchanged=[f for f in files if f.name in applied],
+        applied_but_missing=sorted(set(applied) - names),
+    )
