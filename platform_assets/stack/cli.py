@@ -15,8 +15,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="platform-stack", description=__doc__)
     parser.add_argument("--dir", help="stack data directory (default: $PLATFORM_STACK_DIR or .platform/stack)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start every server that is not running (idempotent)")
-    sub.add_parser("down", help="stop every server (clean stop, forced after a timeout)")
+    up = sub.add_parser("up", help="start every server that is not running (idempotent)")
+    down = sub.add_parser("down", help="stop every server (clean stop, forced after a timeout)")
+    for cmd in (up, down):
+        cmd.add_argument("servers", nargs="*", help="clickhouse, postgres, kafka, s3 (default: all)")
     status = sub.add_parser("status", help="health of each server from a real protocol call")
     status.add_argument("--json", action="store_true")
     sub.add_parser("env", help="print connection settings as `export` lines for the resources")
@@ -25,11 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack = Stack(StackConfig.from_env(args.dir))
         if args.command == "up":
-            for name, state in stack.up().items():
+            for name, state in stack.up(args.servers).items():
                 print(f"{name:<11} {state}")
             return _print_status(stack, as_json=False)
         if args.command == "down":
-            for name, state in stack.down().items():
+            for name, state in stack.down(args.servers).items():
                 print(f"{name:<11} {state}")
             return 0
         if args.command == "status":

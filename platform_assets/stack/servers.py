@@ -302,7 +302,7 @@ class PostgresServer(Server):
     def _start(self) -> None:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
-        # A kill -9 leaves a stale postmaster.pid; postgres itself detects that the pid is gone.
+        self._clear_stale_lock()
         log = self.log_file
         log.touch()
         self._chown(log)
@@ -329,6 +329,34 @@ class PostgresServer(Server):
         self.pid_file.write_text(pid_line.strip())
         self._wait_healthy(30)
         self._ensure_database()
+
+    def _clear_stale_lock(self) -> None:
+        """After kill -9 the postmaster may linger as a zombie where nothing reaps orphans
+        (containers without an init); Postgres then trusts kill(pid, 0) and refuses to start.
+        Remove the lock only when its pid is dead or a zombie, after its children exited."""
+        lock = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(lock.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if pid_alive(pid):
+            return
+        deadline = time.monotonic() + 10
+        while self._backends_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lock.unlink(missing_ok=True)
+
+    def _backends_alive(self) -> bool:
+        """Any live process whose working directory is this data dir (backends chdir there)."""
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                if Path(os.readlink(proc / "cwd")) == self.data_dir and pid_alive(int(proc.name)):
+                    return True
+            except OSError:
+                continue
+        return False
 
     def _ensure_database(self) -> None:
         import psycopg
@@ -505,15 +533,21 @@ class Stack:
         self.cfg = cfg or StackConfig.from_env()
         self.servers = {cls.name: cls(self.cfg) for cls in SERVERS}
 
-    def up(self) -> dict[str, str]:
+    def select(self, names: list[str] | None) -> list[Server]:
+        unknown = sorted(set(names or []) - set(self.servers))
+        if unknown:
+            raise StackError(f"unknown server(s) {', '.join(unknown)}; choose from {', '.join(self.servers)}")
+        return [s for n, s in self.servers.items() if not names or n in names]
+
+    def up(self, names: list[str] | None = None) -> dict[str, str]:
         self.cfg.save_ports()
         started = time.monotonic()
-        result = {name: server.up() for name, server in self.servers.items()}
+        result = {server.name: server.up() for server in self.select(names)}
         result["seconds"] = f"{time.monotonic() - started:.2f}"
         return result
 
-    def down(self) -> dict[str, str]:
-        return {name: server.down() for name, server in reversed(list(self.servers.items()))}
+    def down(self, names: list[str] | None = None) -> dict[str, str]:
+        return {server.name: server.down() for server in reversed(self.select(names))}
 
     def status(self) -> dict[str, Health]:
         return {name: server.health() for name, server in self.servers.items()}
