@@ -1,0 +1,134 @@
+"""Benchmark: embedded stack start-up and ClickHouse ingest. Prints one JSON document.
+
+    .venv/bin/python benchmarks/bench_stack.py [--rows N]
+
+- ``up_cold_s``: fresh directory (includes Postgres initdb) until all four servers are healthy;
+  ``up_warm_s``: the same after ``down`` (data kept). Target: under 10 s on 2 cores.
+- ClickHouse ingest through clickhouse-connect (columnar Arrow inserts, 500k-row batches) beside
+  ``INSERT ... SELECT FROM numbers()`` into the same table shape, in the same run: the ratio is
+  the share of the server's own insert speed that the client path reaches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from platform_assets.resources import ClickHouseResource  # noqa: E402
+from platform_assets.stack.config import DEFAULT_PORTS, StackConfig  # noqa: E402
+from platform_assets.stack.process import free_port  # noqa: E402
+from platform_assets.stack.servers import Stack  # noqa: E402
+
+TABLE_DDL = (
+    "CREATE TABLE {name} (id UInt64, at DateTime64(3, 'UTC'), tenant LowCardinality(String), "
+    "value Float64) ENGINE = MergeTree ORDER BY (tenant, at, id)"
+)
+
+
+def timed_up(stack: Stack) -> float:
+    started = time.monotonic()
+    stack.up()
+    assert all(h.healthy for h in stack.status().values()), stack.status()
+    return round(time.monotonic() - started, 3)
+
+
+def ingest(ch: ClickHouseResource, rows: int, batch: int) -> dict[str, float]:
+    tenants = np.array([f"tenant_{i}" for i in range(20)], dtype=object)
+    with ch.client() as client:
+        client.command("CREATE DATABASE IF NOT EXISTS bench")
+        for name in ("bench.client_insert", "bench.server_insert"):
+            client.command(f"DROP TABLE IF EXISTS {name}")
+            client.command(TABLE_DDL.format(name=name))
+        rng = np.random.default_rng(7)
+        columns_time = 0.0
+        insert_time = 0.0
+        for start in range(0, rows, batch):
+            t0 = time.monotonic()
+            n = min(batch, rows - start)
+            ids = np.arange(start, start + n, dtype=np.uint64)
+            batch_table = pa.table(
+                {
+                    "id": ids,
+                    "at": pa.array(1_767_225_600_000 + ids.astype(np.int64), pa.timestamp("ms", tz="UTC")),
+                    "tenant": pa.array(tenants[ids % 20]).dictionary_encode(),
+                    "value": rng.random(n),
+                }
+            )
+            t1 = time.monotonic()
+            client.insert_arrow("bench.client_insert", batch_table)
+            insert_time += time.monotonic() - t1
+            columns_time += t1 - t0
+        t0 = time.monotonic()
+        client.command(
+            "INSERT INTO bench.server_insert SELECT number, toDateTime64(1767225600 + number / 1000, 3, 'UTC'), "
+            f"concat('tenant_', toString(number % 20)), randCanonical() FROM numbers({rows})"
+        )
+        server_time = time.monotonic() - t0
+        counts = client.query(
+            "SELECT (SELECT count() FROM bench.client_insert), (SELECT count() FROM bench.server_insert)"
+        ).result_rows[0]
+        client.command("DROP DATABASE bench")
+    assert counts == (rows, rows), counts
+    client_rps = rows / insert_time
+    server_rps = rows / server_time
+    return {
+        "rows": rows,
+        "batch_rows": batch,
+        "client_columnar_rows_per_s": round(client_rps),
+        "client_seconds": round(insert_time, 3),
+        "client_column_build_seconds": round(columns_time, 3),
+        "server_insert_select_rows_per_s": round(server_rps),
+        "server_seconds": round(server_time, 3),
+        "ratio_client_to_server": round(client_rps / server_rps, 3),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--batch", type=int, default=500_000)
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="platform-bench-"))
+    root.chmod(0o755)  # Postgres runs as its own user when we are root
+    stack = Stack(StackConfig(root=root, ports={name: free_port() for name in DEFAULT_PORTS}))
+    try:
+        cold = timed_up(stack)
+        stack.down()
+        warm = timed_up(stack)
+        env = stack.env()
+        ch = ClickHouseResource(
+            host=env["CLICKHOUSE_HOST"],
+            http_port=int(env["CLICKHOUSE_HTTP_PORT"]),
+            username=env["CLICKHOUSE_USER"],
+            password=env["CLICKHOUSE_PASSWORD"],
+        )
+        result = {
+            "benchmark": "stack",
+            "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+            "up_cold_s": cold,
+            "up_warm_s": warm,
+            "up_target_s": 10,
+            "up_within_target": cold < 10 and warm < 10,
+            "clickhouse_ingest": ingest(ch, args.rows, args.batch),
+        }
+    finally:
+        stack.down()
+        shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

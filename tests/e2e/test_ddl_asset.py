@@ -1,0 +1,91 @@
+"""The schema asset through Dagster against the real ClickHouse."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from platform_assets.ops.assets import clickhouse_schema
+from platform_assets.ops.checks import clickhouse_schema_in_sync
+from platform_assets.ops.ddl import DDL_DIR, DdlError
+
+
+def run(resources, ddl_dir, *, with_check=False, raise_on_error=True):
+    config = {"ops": {"clickhouse__schema": {"config": {"ddl_dir": str(ddl_dir)}}}}
+    assets = [clickhouse_schema, clickhouse_schema_in_sync] if with_check else [clickhouse_schema]
+    return materialize(
+        assets,
+        resources=resources,
+        run_config=config,
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error,
+    )
+
+
+@pytest.fixture()
+def resources(stack, clickhouse):
+    return {"clickhouse": clickhouse}
+
+
+def metadata(result):
+    (event,) = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_repo_ddl_creates_the_platform_databases(resources, clickhouse):
+    result = run(resources, DDL_DIR, with_check=True)
+    assert result.success
+    with clickhouse.client() as ch:
+        names = {r[0] for r in ch.query("SELECT name FROM system.databases").result_rows}
+    assert {"platform_meta", "kafka_queue", "raw", "dead_letter", "staging", "marts"} <= names
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+
+
+def test_second_run_changes_nothing_and_edits_are_refused(resources, clickhouse, tmp_path):
+    ddl = tmp_path / "ddl"
+    ddl.mkdir()
+    db = f"t_ddl_{tmp_path.name[-8:].replace('-', '_')}".lower()
+    (ddl / "001_db.sql").write_text(f"CREATE DATABASE IF NOT EXISTS {db};\n")
+    (ddl / "002_table.sql").write_text(
+        f"CREATE TABLE IF NOT EXISTS {db}.t (id UInt64, note String DEFAULT 'a;b') "
+        "ENGINE = MergeTree ORDER BY id;\n"
+        f"INSERT INTO {db}.t (id) SELECT number FROM numbers(3);\n"
+    )
+    first = metadata(run(resources, ddl))
+    assert first["applied_now"] == ["001_db.sql", "002_table.sql"]
+
+    with clickhouse.client() as ch:
+        count = lambda: ch.query(f"SELECT count() FROM {db}.t").result_rows[0][0]  # noqa: E731
+        assert count() == 3
+        second = metadata(run(resources, ddl))
+        assert second["applied_now"] == [] and second["already_applied"] == 2
+        assert count() == 3  # the INSERT did not run twice
+        rows = ch.query(
+            "SELECT filename, checksum FROM platform_meta.schema_migrations FINAL "
+            "WHERE filename IN ('001_db.sql', '002_table.sql') ORDER BY filename"
+        ).result_rows
+    assert [r[1] for r in rows] == [first["checksums"]["001_db.sql"], first["checksums"]["002_table.sql"]]
+
+    # A new file is applied on its own.
+    (ddl / "003_more.sql").write_text(f"CREATE TABLE IF NOT EXISTS {db}.u (x UInt8) ENGINE = Memory;\n")
+    assert metadata(run(resources, ddl))["applied_now"] == ["003_more.sql"]
+
+    # Editing an applied file fails the run and the check, naming the file.
+    (ddl / "002_table.sql").write_text((ddl / "002_table.sql").read_text() + "-- edited\n")
+    with pytest.raises(DdlError, match=r"002_table\.sql: applied sha256"):
+        run(resources, ddl)
+    failed = run(resources, ddl, with_check=True, raise_on_error=False)
+    assert not failed.success
+
+
+def test_failing_statement_names_file_and_statement(resources, tmp_path):
+    ddl = tmp_path / "ddl"
+    ddl.mkdir()
+    shutil.copy(DDL_DIR / "001_databases.sql", ddl / "001_databases.sql")
+    (ddl / "002_broken.sql").write_text(
+        "CREATE TABLE IF NOT EXISTS raw.ok_table (x UInt8) ENGINE = Memory;\nCREATE TABLE nonsense here;\n"
+    )
+    with pytest.raises(DdlError, match=r"002_broken\.sql, statement 2"):
+        run(resources, ddl)

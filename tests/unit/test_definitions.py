@@ -1,0 +1,54 @@
+"""The code location loads, and bad environment settings fail at load time, by name."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from dagster import AssetKey
+
+from platform_assets import environment
+from platform_assets.stack.config import DEFAULT_PORTS
+
+
+def test_definitions_load_with_assets_checks_and_resources():
+    from platform_assets.definitions import defs
+
+    repo = defs.get_repository_def()
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert "clickhouse/schema" in keys
+    spec = repo.asset_graph.get(AssetKey(["clickhouse", "schema"]))
+    assert spec.group_name == "ops"
+    assert spec.owners and spec.description and "Grain" in spec.description
+    assert {"clickhouse", "postgres", "kafka", "s3"} <= set(defs.resources or {})
+    assert repo.asset_graph.asset_check_keys, "no asset checks registered"
+
+
+def test_docker_env_missing_variables_fail_at_load(monkeypatch):
+    monkeypatch.setenv("PLATFORM_ENV", "docker")
+    for name in environment.REQUIRED_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLICKHOUSE_HOST", "clickhouse")
+    with pytest.raises(environment.ConfigError) as err:
+        environment.prepare()
+    assert "CLICKHOUSE_PASSWORD" in str(err.value) and "CLICKHOUSE_HOST" not in str(err.value)
+
+
+def test_unknown_environment_is_rejected(monkeypatch):
+    monkeypatch.setenv("PLATFORM_ENV", "staging")
+    with pytest.raises(environment.ConfigError, match="'staging' is not one of local, docker, prod"):
+        importlib.reload(importlib.import_module("platform_assets.definitions"))
+
+
+def test_local_env_fills_from_stack_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("PLATFORM_ENV", "local")
+    monkeypatch.setenv("PLATFORM_STACK_DIR", str(tmp_path))
+    for name in environment.REQUIRED_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name in DEFAULT_PORTS:
+        monkeypatch.delenv(f"PLATFORM_{name.upper()}_PORT", raising=False)
+    assert environment.prepare() == "local"
+    import os
+
+    assert os.environ["CLICKHOUSE_HTTP_PORT"] == "18123"
+    assert os.environ["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
