@@ -71,7 +71,8 @@ def ingest(ch: ClickHouseResource, rows: int, batch: int) -> dict[str, float]:
             columns_time += t1 - t0
         t0 = time.monotonic()
         client.command(
-            "INSERT INTO bench.server_insert SELECT number, toDateTime64(1767225600 + number / 1000, 3, 'UTC'), "
+            "INSERT INTO bench.server_insert SELECT number, "
+            "toDateTime64(1767225600 + number / 1000, 3, 'UTC'), "
             f"concat('tenant_', toString(number % 20)), randCanonical() FROM numbers({rows})"
         )
         server_time = time.monotonic() - t0

@@ -33,17 +33,14 @@ def prepare_dagster_home() -> Path:
 
 
 def run_all_assets() -> dict[str, Any]:
-    from dagster import DagsterInstance, materialize
+    from dagster import DagsterInstance
 
     from platform_assets.definitions import defs
 
-    assets = list(defs.assets or [])
-    checks = list(defs.asset_checks or [])
     started = time.monotonic()
-    result = materialize(
-        [*assets, *checks],
+    # The implicit job holds every asset and its checks, with the resources from definitions.
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=DagsterInstance.get(),
-        resources=defs.resources,
         raise_on_error=False,
         tags={"platform/source": "platform-demo"},
     )
@@ -52,7 +49,8 @@ def run_all_assets() -> dict[str, Any]:
     )
     failed_steps = sorted(e.step_key or "?" for e in result.get_step_failure_events())
     checks_out = {
-        f"{c.asset_key.to_user_string()}:{c.check_name}": c.passed for c in result.get_asset_check_evaluations()
+        f"{c.asset_key.to_user_string()}:{c.check_name}": c.passed
+        for c in result.get_asset_check_evaluations()
     }
     metadata = {
         e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
@@ -70,7 +68,9 @@ def run_all_assets() -> dict[str, Any]:
     }
 
 
-def build_summary(stack: Stack, up: dict[str, str], run: dict[str, Any], dagster_home: Path) -> dict[str, Any]:
+def build_summary(
+    stack: Stack, up: dict[str, str], run: dict[str, Any], dagster_home: Path
+) -> dict[str, Any]:
     health = stack.status()
     schema = run["metadata"].get("clickhouse/schema", {})
     return {
@@ -114,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     SUMMARY_PATH.write_text(json.dumps(summary, indent=2, default=str))
 
     print(json.dumps(summary, indent=2, default=str))
-    ok = run["success"] and all(s["healthy"] for s in summary["servers"].values()) and all(run["checks"].values())
+    ok = (
+        run["success"]
+        and all(s["healthy"] for s in summary["servers"].values())
+        and all(run["checks"].values())
+    )
     print(f"\nSummary written to {SUMMARY_PATH}")
     print(f"Open the Dagster UI: DAGSTER_HOME={dagster_home} {summary['ui']}  ->  http://127.0.0.1:{UI_PORT}")
     print("Stop the servers: platform-stack down")
@@ -122,8 +126,19 @@ def main(argv: list[str] | None = None) -> int:
         print("platform-demo: FAILED (see failed assets, checks or servers above)", file=sys.stderr)
         return 1
     if args.ui:
-        os.execv(sys.executable, [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-                                  "-p", str(UI_PORT)])
+        os.execv(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "dev",
+                "-w",
+                str(REPO_ROOT / "workspace.yaml"),
+                "-p",
+                str(UI_PORT),
+            ],
+        )
     return 0
 
 

@@ -1,6 +1,5 @@
 """Ops domain: the ClickHouse schema, applied from ``clickhouse_ddl/`` by an asset."""
 
-
 from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
@@ -61,7 +60,9 @@ def clickhouse_schema(
             context.log.info(f"applied {ddl.name} ({len(statements)} statements)")
         if todo.applied_but_missing:
             context.log.warning(f"applied files no longer in {config.ddl_dir}: {todo.applied_but_missing}")
-        databases = [r[0] for r in client.query("SELECT name FROM system.databases ORDER BY name").result_rows]
+        databases = [
+            r[0] for r in client.query("SELECT name FROM system.databases ORDER BY name").result_rows
+        ]
     return MaterializeResult(
         metadata={
             "applied_now": MetadataValue.json([f.name for f in todo.to_apply]),

@@ -1,6 +1,5 @@
 """Ops domain checks: the live ClickHouse schema matches ``clickhouse_ddl/``."""
 
-
 from pathlib import Path
 
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check

@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
 
     def serve() -> None:
         try:
-            _chdb.query(SERVE_SQL, "TabSeparated", path=str(data_dir))
+            _chdb.query(SERVE_SQL, "TabSeparated", path=str(data_dir))  # type: ignore[attr-defined]
             outcome["end"] = "serving query ended"
         except Exception as exc:  # noqa: BLE001 - reported, then the process exits non-zero
             outcome["error"] = str(exc)

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -216,10 +217,10 @@ class PostgresServer(Server):
     def data_dir(self) -> Path:
         return self.home / "data"
 
-    def _run_as(self) -> dict[str, object]:
+    def _run_as(self) -> tuple[int, int] | None:
         """Postgres refuses to run as root; when we are root, run it as the `postgres` user."""
         if os.geteuid() != 0:
-            return {}
+            return None
         try:
             user = pwd.getpwnam("postgres")
         except KeyError as exc:
@@ -227,24 +228,24 @@ class PostgresServer(Server):
                 "postgres: running as root needs the `postgres` system user "
                 "(created by: apt-get install -y postgresql-15)"
             ) from exc
-        return {"user": user.pw_uid, "group": user.pw_gid, "uid": user.pw_uid, "gid": user.pw_gid}
+        return user.pw_uid, user.pw_gid
 
     def _pg(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         who = self._run_as()
-        kwargs = {"user": who["user"], "group": who["group"]} if who else {}
         return subprocess.run(
             [str(postgres_bin_dir() / args[0]), *args[1:]],
             capture_output=True,
             text=True,
             check=check,
             timeout=120,
-            **kwargs,  # type: ignore[arg-type]
+            user=who[0] if who else None,
+            group=who[1] if who else None,
         )
 
     def _chown(self, path: Path) -> None:
         who = self._run_as()
         if who:
-            os.chown(path, int(str(who["uid"])), int(str(who["gid"])))
+            os.chown(path, *who)
             # Every parent must be traversable by the postgres user.
             for parent in path.parents:
                 if parent == Path("/"):
@@ -368,7 +369,7 @@ class PostgresServer(Server):
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.creds.postgres_db}"')
 
-    def _conninfo(self, dbname: str | None = None) -> dict[str, object]:
+    def _conninfo(self, dbname: str | None = None) -> dict[str, Any]:
         return {
             "host": "127.0.0.1",
             "port": self.cfg.ports["postgres"],
@@ -383,7 +384,9 @@ class PostgresServer(Server):
 
         try:
             with psycopg.connect(**self._conninfo("postgres")) as conn:
-                row = conn.execute("SELECT current_setting('server_version'), current_setting('wal_level')").fetchone()
+                row = conn.execute(
+                    "SELECT current_setting('server_version'), current_setting('wal_level')"
+                ).fetchone()
         except psycopg.Error as exc:
             return Health(False, f"connect failed: {str(exc).strip().splitlines()[0]}", self.pid())
         assert row is not None
@@ -393,7 +396,18 @@ class PostgresServer(Server):
         if self.pid() is None:
             return "not running"
         # Fast shutdown first (clean checkpoint), pg_ctl's immediate mode is the escalation.
-        result = self._pg("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(int(timeout)), "stop", check=False)
+        result = self._pg(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "stop",
+            check=False,
+        )
         if result.returncode == 0:
             self.pid_file.unlink(missing_ok=True)
             return "stopped"
@@ -421,7 +435,7 @@ def tansu_binary() -> Path:
 
 
 class KafkaServer(Server):
-    """Tansu speaks the Kafka wire protocol. Storage is in memory unless TANSU_STORAGE_ENGINE says otherwise."""
+    """Tansu speaks the Kafka wire protocol; in memory unless TANSU_STORAGE_ENGINE says otherwise."""
 
     name = "kafka"
 
@@ -462,7 +476,9 @@ class KafkaServer(Server):
             meta = admin.list_topics(timeout=2)
         except KafkaException as exc:
             return Health(False, f"metadata request failed: {exc}", self.pid())
-        return Health(True, f"metadata: {len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)", self.pid())
+        return Health(
+            True, f"metadata: {len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)", self.pid()
+        )
 
     def env(self) -> dict[str, str]:
         return {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.cfg.ports['kafka']}"}

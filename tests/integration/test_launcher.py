@@ -91,7 +91,9 @@ def test_up_status_down_up_keeps_data(cli):
     out = cli("up").stdout
     assert all(f"{name}" in out for name in ("clickhouse", "postgres", "kafka", "s3"))
     status = cli.status()
-    assert {n: s["healthy"] for n, s in status.items()} == dict.fromkeys(("clickhouse", "postgres", "kafka", "s3"), True)
+    assert {n: s["healthy"] for n, s in status.items()} == dict.fromkeys(
+        ("clickhouse", "postgres", "kafka", "s3"), True
+    )
     assert "wal_level=logical" in status["postgres"]["detail"]
 
     settings = cli.settings()
@@ -178,7 +180,10 @@ def test_kafka_engine_tables_survive_clickhouse_restart(cli):
         ch(settings, create_queue)
     except AssertionError as exc:  # the known "Shutdown was called" LOGICAL_ERROR of this build
         assert "Shutdown was called" in str(exc)
-    ch(settings, "CREATE MATERIALIZED VIEW IF NOT EXISTS kq.mv TO kq.sink (id UInt64) AS SELECT id FROM kq.queue")
+    ch(
+        settings,
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS kq.mv TO kq.sink (id UInt64) AS SELECT id FROM kq.queue",
+    )
 
     def wait_rows(expected: int) -> str:
         deadline = time.monotonic() + 60
@@ -194,7 +199,9 @@ def test_kafka_engine_tables_survive_clickhouse_restart(cli):
     cli("down", "clickhouse")
     produce(50, 30)  # written while ClickHouse is down
     assert "clickhouse  started" in cli("up").stdout
-    assert ch(settings, "SELECT engine FROM system.tables WHERE database = 'kq' AND name = 'queue'") == "Kafka"
+    assert (
+        ch(settings, "SELECT engine FROM system.tables WHERE database = 'kq' AND name = 'queue'") == "Kafka"
+    )
     # Resumed from committed offsets: the 30 new rows, no duplicates of the first 50.
     assert wait_rows(80) == "80\t80"
 
