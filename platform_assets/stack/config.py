@@ -44,16 +44,18 @@ class StackConfig:
     @classmethod
     def from_env(cls, root: str | Path | None = None) -> StackConfig:
         base = Path(root or os.environ.get("PLATFORM_STACK_DIR") or REPO_ROOT / ".platform" / "stack")
-        ports = {}
-        for name, default in DEFAULT_PORTS.items():
-            raw = os.environ.get(f"PLATFORM_{name.upper()}_PORT", str(default))
+        ports = dict(DEFAULT_PORTS)
+        saved = base / "ports.json"
+        # A stack keeps the ports it last started with; a PLATFORM_*_PORT variable overrides one.
+        if saved.exists():
+            ports.update({k: int(v) for k, v in json.loads(saved.read_text()).items() if k in ports})
+        for name in DEFAULT_PORTS:
+            raw = os.environ.get(f"PLATFORM_{name.upper()}_PORT")
+            if raw is None:
+                continue
             if not raw.isdigit() or not 0 < int(raw) < 65536:
                 raise StackError(f"PLATFORM_{name.upper()}_PORT={raw!r} is not a TCP port number")
             ports[name] = int(raw)
-        saved = base / "ports.json"
-        # A running stack keeps the ports it started with unless the caller overrides them.
-        if saved.exists() and not any(f"PLATFORM_{n.upper()}_PORT" in os.environ for n in ports):
-            ports.update(json.loads(saved.read_text()))
         return cls(root=base.resolve(), ports=ports)
 
     def save_ports(self) -> None:
