@@ -3,6 +3,11 @@
 from dagster import Definitions
 
 from platform_assets import environment
+from platform_assets.cdc import assets as cdc_assets
+from platform_assets.cdc import checks as cdc_checks
+from platform_assets.cdc import jobs as cdc_jobs
+from platform_assets.cdc import sensors as cdc_sensors
+from platform_assets.cdc.resources import build_cdc_resource
 from platform_assets.ops import assets as ops_assets
 from platform_assets.ops import checks as ops_checks
 from platform_assets.resources import build_resources
@@ -10,7 +15,20 @@ from platform_assets.resources import build_resources
 environment.prepare()  # a missing or unknown setting fails here, at load time
 
 defs = Definitions(
-    assets=[ops_assets.clickhouse_schema],
-    asset_checks=[ops_checks.clickhouse_schema_in_sync],
-    resources=build_resources(),
+    assets=[
+        ops_assets.clickhouse_schema,
+        cdc_assets.app_schema,
+        cdc_assets.source_replication,
+        cdc_assets.cdc_replica,
+    ],
+    asset_checks=[
+        ops_checks.clickhouse_schema_in_sync,
+        cdc_checks.replication_lag,
+        cdc_checks.replica_freshness,
+        cdc_checks.replica_tables_checks,
+    ],
+    jobs=[cdc_jobs.cdc_heartbeat_job, cdc_jobs.cdc_repair_drift],
+    schedules=[cdc_jobs.cdc_heartbeat_schedule],
+    sensors=[cdc_sensors.cdc_replication_lag_sensor],
+    resources={**build_resources(), "cdc": build_cdc_resource()},
 )

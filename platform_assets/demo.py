@@ -49,8 +49,7 @@ def run_all_assets() -> dict[str, Any]:
     )
     failed_steps = sorted(e.step_key or "?" for e in result.get_step_failure_events())
     checks_out = {
-        f"{c.asset_key.to_user_string()}:{c.check_name}": c.passed
-        for c in result.get_asset_check_evaluations()
+        f"{c.asset_key.to_user_string()}:{c.check_name}": c.passed for c in result.get_asset_check_evaluations()
     }
     metadata = {
         e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
@@ -68,9 +67,7 @@ def run_all_assets() -> dict[str, Any]:
     }
 
 
-def build_summary(
-    stack: Stack, up: dict[str, str], run: dict[str, Any], dagster_home: Path
-) -> dict[str, Any]:
+def build_summary(stack: Stack, up: dict[str, str], run: dict[str, Any], dagster_home: Path) -> dict[str, Any]:
     health = stack.status()
     schema = run["metadata"].get("clickhouse/schema", {})
     return {
@@ -114,11 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     SUMMARY_PATH.write_text(json.dumps(summary, indent=2, default=str))
 
     print(json.dumps(summary, indent=2, default=str))
-    ok = (
-        run["success"]
-        and all(s["healthy"] for s in summary["servers"].values())
-        and all(run["checks"].values())
-    )
+    ok = run["success"] and all(s["healthy"] for s in summary["servers"].values()) and all(run["checks"].values())
     print(f"\nSummary written to {SUMMARY_PATH}")
     print(f"Open the Dagster UI: DAGSTER_HOME={dagster_home} {summary['ui']}  ->  http://127.0.0.1:{UI_PORT}")
     print("Stop the servers: platform-stack down")

@@ -79,9 +79,7 @@ def load_xml(path: Path) -> ET.Element:
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     data = load_yaml(COMPOSE_FILE)
-    assert isinstance(data, dict) and isinstance(data.get("services"), dict), (
-        "compose file has no services mapping"
-    )
+    assert isinstance(data, dict) and isinstance(data.get("services"), dict), "compose file has no services mapping"
     return data
 
 
@@ -155,9 +153,7 @@ def published(service: dict[str, Any]) -> list[tuple[int | None, int]]:
         parts = str(entry).rsplit(":", 2)
         container = port_numbers(parts[-1])
         host = port_numbers(parts[-2]) if len(parts) > 1 and parts[-2] else set()
-        pairs.extend(
-            (min(host) + (port - min(container)) if host else None, port) for port in sorted(container)
-        )
+        pairs.extend((min(host) + (port - min(container)) if host else None, port) for port in sorted(container))
     return pairs
 
 
@@ -276,14 +272,10 @@ def test_platform_hosts_are_services_listening_on_the_configured_ports(
     assert not problems, "platform environment points at the wrong place:\n" + "\n".join(problems)
 
 
-def test_kafka_advertises_the_addresses_clients_use(
-    services: dict[str, Any], platform_env: dict[str, str]
-) -> None:
+def test_kafka_advertises_the_addresses_clients_use(services: dict[str, Any], platform_env: dict[str, str]) -> None:
     env = environment(services["kafka"])
     roles = {role.strip() for role in env.get("KAFKA_PROCESS_ROLES", "").split(",")}
-    assert roles == {"broker", "controller"}, (
-        f"kafka: KAFKA_PROCESS_ROLES={roles}, want broker,controller (KRaft)"
-    )
+    assert roles == {"broker", "controller"}, f"kafka: KAFKA_PROCESS_ROLES={roles}, want broker,controller (KRaft)"
     listeners = kafka_listeners(env.get("KAFKA_LISTENERS", ""))
     advertised = kafka_listeners(env.get("KAFKA_ADVERTISED_LISTENERS", ""))
     problems = []
@@ -294,9 +286,7 @@ def test_kafka_advertises_the_addresses_clients_use(
         if not names:
             problems.append(f"KAFKA_BOOTSTRAP_SERVERS port {port} matches no entry in KAFKA_LISTENERS")
         elif advertised.get(names[0]) != (host, int(port)):
-            problems.append(
-                f"listener {names[0]} advertises {advertised.get(names[0])}, clients dial {host}:{port}"
-            )
+            problems.append(f"listener {names[0]} advertises {advertised.get(names[0])}, clients dial {host}:{port}")
     # Listeners advertised as localhost must be published on the same host port.
     host_ports = {(host_port, container) for host_port, container in published(services["kafka"])}
     for name, (host, port) in advertised.items():
@@ -313,9 +303,7 @@ def test_postgres_enables_logical_replication(services: dict[str, Any]) -> None:
     command = services["postgres"].get("command") or ""
     text = command if isinstance(command, str) else " ".join(map(str, command))
     settings = dict(re.findall(r"-c\s+(\w+)=(\S+)", text))
-    assert settings.get("wal_level") == "logical", (
-        f"postgres command does not set wal_level=logical: {text!r}"
-    )
+    assert settings.get("wal_level") == "logical", f"postgres command does not set wal_level=logical: {text!r}"
     for name in ("max_replication_slots", "max_wal_senders"):
         assert int(settings.get(name, "0")) > 0, f"postgres command does not set {name} for CDC: {text!r}"
 
@@ -324,9 +312,7 @@ def test_compose_variables_are_documented_in_env_example(compose: dict[str, Any]
     documented = env_example_names()
     used = references(compose)
     undocumented = sorted({name for name, _ in used} - documented.keys())
-    assert not undocumented, (
-        f"docker-compose.yml references variables missing from docker/.env.example: {undocumented}"
-    )
+    assert not undocumented, f"docker-compose.yml references variables missing from docker/.env.example: {undocumented}"
     unused = sorted(documented.keys() - {name for name, _ in used})
     assert not unused, f"docker/.env.example defines variables docker-compose.yml never uses: {unused}"
 
@@ -367,28 +353,20 @@ def test_clickhouse_config_files_are_mounted_and_set_kafka_and_cdc(services: dic
         "/etc/clickhouse-server/users.d/platform.xml": "./clickhouse/users.d/platform.xml",
     }
     for target, source in expected.items():
-        assert mounts.get(target) == source, (
-            f"clickhouse: {source} is not mounted at {target} (mounts: {mounts})"
-        )
+        assert mounts.get(target) == source, f"clickhouse: {source} is not mounted at {target} (mounts: {mounts})"
     config = load_xml(DOCKER_DIR / "clickhouse/config.d/platform.xml")
     for name, value in (("session_timeout_ms", "6000"), ("heartbeat_interval_ms", "1000")):
         found = config.findtext(f"kafka/{name}")
         assert found == value, f"clickhouse/config.d/platform.xml: <kafka><{name}> is {found!r}, want {value}"
     users = load_xml(DOCKER_DIR / "clickhouse/users.d/platform.xml")
     setting = users.findtext("profiles/default/allow_experimental_materialized_postgresql_table")
-    assert setting == "1", (
-        "users.d/platform.xml: the default profile must allow MaterializedPostgreSQL tables"
-    )
+    assert setting == "1", "users.d/platform.xml: the default profile must allow MaterializedPostgreSQL tables"
     env = environment(services["clickhouse"])
     for name in ("CLICKHOUSE_USER", "CLICKHOUSE_PASSWORD", "CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT"):
-        assert env.get(name), (
-            f"clickhouse: {name} is not set, so the image entrypoint keeps the open `default` user"
-        )
+        assert env.get(name), f"clickhouse: {name} is not set, so the image entrypoint keeps the open `default` user"
 
 
-def test_platform_credentials_match_the_servers(
-    services: dict[str, Any], platform_env: dict[str, str]
-) -> None:
+def test_platform_credentials_match_the_servers(services: dict[str, Any], platform_env: dict[str, str]) -> None:
     pairs = [
         ("clickhouse", "CLICKHOUSE_USER", "CLICKHOUSE_USER"),
         ("clickhouse", "CLICKHOUSE_PASSWORD", "CLICKHOUSE_PASSWORD"),
@@ -411,14 +389,10 @@ def test_platform_credentials_match_the_servers(
     assert not problems, "clients and servers disagree:\n" + "\n".join(problems)
 
 
-def test_grafana_provisions_the_clickhouse_datasource(
-    services: dict[str, Any], platform_env: dict[str, str]
-) -> None:
+def test_grafana_provisions_the_clickhouse_datasource(services: dict[str, Any], platform_env: dict[str, str]) -> None:
     grafana = services["grafana"]
     env = environment(grafana)
-    assert GRAFANA_PLUGIN in env.get("GF_INSTALL_PLUGINS", ""), (
-        f"grafana: GF_INSTALL_PLUGINS lacks {GRAFANA_PLUGIN}"
-    )
+    assert GRAFANA_PLUGIN in env.get("GF_INSTALL_PLUGINS", ""), f"grafana: GF_INSTALL_PLUGINS lacks {GRAFANA_PLUGIN}"
     assert mount_targets(grafana).get("/etc/grafana/provisioning") == "./grafana/provisioning", (
         "grafana: ./grafana/provisioning is not mounted at /etc/grafana/provisioning"
     )
@@ -428,9 +402,7 @@ def test_grafana_provisions_the_clickhouse_datasource(
     json_data = clickhouse[0].get("jsonData") or {}
     host, port = json_data.get("host"), int(json_data.get("port", 0))
     assert host in services, f"{GRAFANA_DATASOURCE.name}: host {host!r} is not a compose service"
-    assert port in container_ports(services[host]), (
-        f"{GRAFANA_DATASOURCE.name}: {host} does not listen on {port}"
-    )
+    assert port in container_ports(services[host]), f"{GRAFANA_DATASOURCE.name}: {host} does not listen on {port}"
     expected_port = platform_env[
         "CLICKHOUSE_TCP_PORT" if json_data.get("protocol") == "native" else "CLICKHOUSE_HTTP_PORT"
     ]
@@ -449,9 +421,7 @@ def test_grafana_dashboard_provider_reads_a_mounted_folder(services: dict[str, A
     mounts = mount_targets(services["grafana"])
     for provider in providers:
         path = (provider.get("options") or {}).get("path")
-        assert path in mounts, (
-            f"{GRAFANA_DASHBOARDS.name}: provider path {path!r} is not a grafana volume target"
-        )
+        assert path in mounts, f"{GRAFANA_DASHBOARDS.name}: provider path {path!r} is not a grafana volume target"
 
 
 def test_workspace_points_at_the_user_code_server(services: dict[str, Any]) -> None:
@@ -465,9 +435,7 @@ def test_workspace_points_at_the_user_code_server(services: dict[str, Any]) -> N
     assert str(server.get("port")) == served_port, (
         f"{WORKSPACE.name}: port {server.get('port')} but dagster-user-code serves on {served_port}"
     )
-    assert int(served_port or 0) in container_ports(user_code), (
-        f"dagster-user-code does not expose {served_port}"
-    )
+    assert int(served_port or 0) in container_ports(user_code), f"dagster-user-code does not expose {served_port}"
     assert command_option(user_code, "-h", "--host") == "0.0.0.0", "dagster-user-code must listen on 0.0.0.0"
     assert server.get("location_name") == "platform_assets", f"{WORKSPACE.name}: location_name"
     assert command_option(user_code, "-m", "--module-name") == "platform_assets.definitions", (
@@ -481,8 +449,7 @@ def test_dockerfile_installs_instance_and_workspace_where_services_look(
     text = DOCKERFILE.read_text()
     home = re.search(r"DAGSTER_HOME=(\S+)", text)
     assert home and home.group(1) == platform_env["DAGSTER_HOME"], (
-        f"Dockerfile DAGSTER_HOME={home and home.group(1)}, "
-        f"x-platform-env DAGSTER_HOME={platform_env['DAGSTER_HOME']}"
+        f"Dockerfile DAGSTER_HOME={home and home.group(1)}, x-platform-env DAGSTER_HOME={platform_env['DAGSTER_HOME']}"
     )
     copies = {
         src: dest.replace("${DAGSTER_HOME}", home.group(1))
@@ -498,9 +465,7 @@ def test_dockerfile_installs_instance_and_workspace_where_services_look(
             f"{name} loads {workspace}, where the Dockerfile does not copy docker/workspace.docker.yaml"
         )
     port = command_option(services["dagster-webserver"], "-p", "--port")
-    assert int(port or 0) in container_ports(services["dagster-webserver"]), (
-        f"webserver port {port} is not published"
-    )
+    assert int(port or 0) in container_ports(services["dagster-webserver"]), f"webserver port {port} is not published"
 
 
 def test_dagster_instance_uses_postgres_from_the_platform_env(
@@ -519,7 +484,5 @@ def test_dagster_instance_uses_postgres_from_the_platform_env(
     assert (instance.get("run_coordinator") or {}).get("class") == "QueuedRunCoordinator", (
         "docker/dagster.yaml: run_coordinator is not QueuedRunCoordinator"
     )
-    assert (instance.get("run_retries") or {}).get("enabled") is True, (
-        "docker/dagster.yaml: run_retries disabled"
-    )
+    assert (instance.get("run_retries") or {}).get("enabled") is True, "docker/dagster.yaml: run_retries disabled"
     assert (instance.get("telemetry") or {}).get("enabled") is False, "docker/dagster.yaml: telemetry enabled"

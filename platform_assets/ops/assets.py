@@ -60,9 +60,7 @@ def clickhouse_schema(
             context.log.info(f"applied {ddl.name} ({len(statements)} statements)")
         if todo.applied_but_missing:
             context.log.warning(f"applied files no longer in {config.ddl_dir}: {todo.applied_but_missing}")
-        databases = [
-            r[0] for r in client.query("SELECT name FROM system.databases ORDER BY name").result_rows
-        ]
+        databases = [r[0] for r in client.query("SELECT name FROM system.databases ORDER BY name").result_rows]
     return MaterializeResult(
         metadata={
             "applied_now": MetadataValue.json([f.name for f in todo.to_apply]),

@@ -10,9 +10,7 @@ from platform_assets.resources import ClickHouseResource
 
 
 @asset_check(asset=SCHEMA_KEY, description="Every DDL file is applied and unchanged since.")
-def clickhouse_schema_in_sync(
-    context, config: SchemaConfig, clickhouse: ClickHouseResource
-) -> AssetCheckResult:
+def clickhouse_schema_in_sync(context, config: SchemaConfig, clickhouse: ClickHouseResource) -> AssetCheckResult:
     files = discover(Path(config.ddl_dir))
     with clickhouse.client(context) as client:
         applied = applied_checksums(client)

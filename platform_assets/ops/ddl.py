@@ -34,9 +34,7 @@ def discover(ddl_dir: Path) -> list[DdlFile]:
     files = []
     for path in sorted(ddl_dir.glob("*.sql")):
         if not FILE_NAME.match(path.name):
-            raise DdlError(
-                f"{path.name}: DDL files must be named NNN_snake_case.sql (e.g. 002_raw_events.sql)"
-            )
+            raise DdlError(f"{path.name}: DDL files must be named NNN_snake_case.sql (e.g. 002_raw_events.sql)")
         files.append(DdlFile(path.name, path, hashlib.sha256(path.read_bytes()).hexdigest()))
     numbers = [f.name[:3] for f in files]
     duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
@@ -96,8 +94,7 @@ def plan(files: list[DdlFile], applied: dict[str, str]) -> Plan:
     edited = [f for f in files if f.name in applied and applied[f.name] != f.checksum]
     if edited:
         details = "; ".join(
-            f"{f.name}: applied sha256 {applied[f.name][:12]}..., file now {f.checksum[:12]}..."
-            for f in edited
+            f"{f.name}: applied sha256 {applied[f.name][:12]}..., file now {f.checksum[:12]}..." for f in edited
         )
         raise DdlError(
             f"applied DDL file(s) were edited afterwards ({details}). Applied files are immutable: "

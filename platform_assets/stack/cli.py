@@ -13,9 +13,7 @@ from platform_assets.stack.servers import Stack
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="platform-stack", description=__doc__)
-    parser.add_argument(
-        "--dir", help="stack data directory (default: $PLATFORM_STACK_DIR or .platform/stack)"
-    )
+    parser.add_argument("--dir", help="stack data directory (default: $PLATFORM_STACK_DIR or .platform/stack)")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start every server that is not running (idempotent)")
     down = sub.add_parser("down", help="stop every server (clean stop, forced after a timeout)")
@@ -49,11 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 def _print_status(stack: Stack, as_json: bool) -> int:
     health = stack.status()
     if as_json:
-        print(
-            json.dumps(
-                {n: {"healthy": h.healthy, "detail": h.detail, "pid": h.pid} for n, h in health.items()}
-            )
-        )
+        print(json.dumps({n: {"healthy": h.healthy, "detail": h.detail, "pid": h.pid} for n, h in health.items()}))
     else:
         for name, h in health.items():
             state = "healthy" if h.healthy else "DOWN"

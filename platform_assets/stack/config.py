@@ -34,6 +34,7 @@ class Credentials:
     s3_access_key: str
     s3_secret_key: str
     s3_bucket: str
+    cdc_replication_password: str
 
 
 @dataclass(frozen=True)
@@ -68,20 +69,24 @@ class StackConfig:
         return path
 
     def credentials(self) -> Credentials:
-        """Generated once per stack directory, kept there (gitignored), never in the repo."""
+        """Generated once per stack directory, kept there (gitignored), never in the repo.
+        Keys added by a newer version are generated and saved on first read."""
         path = self.root / "credentials.json"
-        if not path.exists():
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        defaults = {
+            "clickhouse_user": "platform",
+            "clickhouse_password": secrets.token_urlsafe(18),
+            "postgres_user": "platform",
+            "postgres_password": secrets.token_urlsafe(18),
+            "postgres_db": "app",
+            "s3_access_key": "platform",
+            "s3_secret_key": secrets.token_urlsafe(18),
+            "s3_bucket": "platform-exports",
+            "cdc_replication_password": secrets.token_urlsafe(18),
+        }
+        creds = {**defaults, **saved}
+        if creds != saved:
             self.root.mkdir(parents=True, exist_ok=True)
-            creds = {
-                "clickhouse_user": "platform",
-                "clickhouse_password": secrets.token_urlsafe(18),
-                "postgres_user": "platform",
-                "postgres_password": secrets.token_urlsafe(18),
-                "postgres_db": "app",
-                "s3_access_key": "platform",
-                "s3_secret_key": secrets.token_urlsafe(18),
-                "s3_bucket": "platform-exports",
-            }
             path.write_text(json.dumps(creds, indent=2))
             path.chmod(0o600)
-        return Credentials(**json.loads(path.read_text()))
+        return Credentials(**creds)

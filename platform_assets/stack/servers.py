@@ -360,14 +360,23 @@ class PostgresServer(Server):
         return False
 
     def _ensure_database(self) -> None:
+        """The app database with the app schema (the CDC source) migrated."""
         import psycopg
 
+        from platform_assets.cdc.source import migrate
+
         with psycopg.connect(**self._conninfo("postgres"), autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (self.creds.postgres_db,)
-            ).fetchone()
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.creds.postgres_db,)).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.creds.postgres_db}"')
+        with psycopg.connect(**self._conninfo()) as conn:
+            migrate(conn)
+
+    def up(self) -> str:
+        state = super().up()
+        if state == "running":
+            self._ensure_database()  # a newer app schema migration lands on the next `up`
+        return state
 
     def _conninfo(self, dbname: str | None = None) -> dict[str, Any]:
         return {
@@ -384,9 +393,7 @@ class PostgresServer(Server):
 
         try:
             with psycopg.connect(**self._conninfo("postgres")) as conn:
-                row = conn.execute(
-                    "SELECT current_setting('server_version'), current_setting('wal_level')"
-                ).fetchone()
+                row = conn.execute("SELECT current_setting('server_version'), current_setting('wal_level')").fetchone()
         except psycopg.Error as exc:
             return Health(False, f"connect failed: {str(exc).strip().splitlines()[0]}", self.pid())
         assert row is not None
@@ -422,6 +429,7 @@ class PostgresServer(Server):
             "POSTGRES_USER": self.creds.postgres_user,
             "POSTGRES_PASSWORD": self.creds.postgres_password,
             "POSTGRES_DB": self.creds.postgres_db,
+            "CDC_REPLICATION_PASSWORD": self.creds.cdc_replication_password,
         }
 
 
@@ -476,9 +484,7 @@ class KafkaServer(Server):
             meta = admin.list_topics(timeout=2)
         except KafkaException as exc:
             return Health(False, f"metadata request failed: {exc}", self.pid())
-        return Health(
-            True, f"metadata: {len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)", self.pid()
-        )
+        return Health(True, f"metadata: {len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)", self.pid())
 
     def env(self) -> dict[str, str]:
         return {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.cfg.ports['kafka']}"}

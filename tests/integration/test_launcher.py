@@ -199,9 +199,7 @@ def test_kafka_engine_tables_survive_clickhouse_restart(cli):
     cli("down", "clickhouse")
     produce(50, 30)  # written while ClickHouse is down
     assert "clickhouse  started" in cli("up").stdout
-    assert (
-        ch(settings, "SELECT engine FROM system.tables WHERE database = 'kq' AND name = 'queue'") == "Kafka"
-    )
+    assert ch(settings, "SELECT engine FROM system.tables WHERE database = 'kq' AND name = 'queue'") == "Kafka"
     # Resumed from committed offsets: the 30 new rows, no duplicates of the first 50.
     assert wait_rows(80) == "80\t80"
 

@@ -26,9 +26,7 @@ def test_clickhouse_http_create_insert_select(clickhouse):
         )
         rows = [[i, f"e{i % 7}", 1_700_000_000 + i] for i in range(10_000)]
         ch.insert("t_http.events", rows, column_names=["id", "name", "at"])
-        count, total, names = ch.query(
-            "SELECT count(), sum(id), uniqExact(name) FROM t_http.events"
-        ).result_rows[0]
+        count, total, names = ch.query("SELECT count(), sum(id), uniqExact(name) FROM t_http.events").result_rows[0]
     assert (count, total, names) == (10_000, sum(range(10_000)), 7)
 
 

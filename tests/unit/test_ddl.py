@@ -61,9 +61,7 @@ def test_plan_applies_only_new_files():
 
 def test_plan_refuses_edited_applied_file_by_name():
     files = [_file("001_a.sql", "a" * 64)]
-    with pytest.raises(
-        DdlError, match=r"001_a\.sql: applied sha256 bbbbbbbbbbbb\.\.\., file now aaaaaaaaaaaa"
-    ):
+    with pytest.raises(DdlError, match=r"001_a\.sql: applied sha256 bbbbbbbbbbbb\.\.\., file now aaaaaaaaaaaa"):
         plan(files, {"001_a.sql": "b" * 64})
 
 
