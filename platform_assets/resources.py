@@ -31,22 +31,27 @@ def query_tag(context: Any = None, **extra: str) -> str:
     """
     tag: dict[str, str] = {"app": "platform_assets"}
     if context is not None:
-        run_id = getattr(context, "run_id", None)
+        run_id = _safe_attr(context, "run_id")
         if run_id:
             tag["run_id"] = str(run_id)
-        try:
-            keys = getattr(context, "selected_asset_keys", None) or []
-            if keys:
-                tag["asset_key"] = ",".join(sorted(k.to_user_string() for k in keys))
-        except Exception:  # noqa: BLE001 - op and sensor contexts have no asset selection
-            pass
+        keys = _safe_attr(context, "selected_asset_keys") or []
+        if keys:
+            tag["asset_key"] = ",".join(sorted(k.to_user_string() for k in keys))
         for attr in ("sensor_name", "job_name"):
-            value = getattr(context, attr, None)
+            value = _safe_attr(context, attr)
             if isinstance(value, str) and value:
                 tag[attr] = value
                 break
     tag.update(extra)
     return json.dumps(tag, sort_keys=True)
+
+
+def _safe_attr(context: Any, name: str) -> Any:
+    """Context properties raise (not just lack) when they do not apply, e.g. an unnamed sensor."""
+    try:
+        return getattr(context, name, None)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 class ClickHouseResource(ConfigurableResource):

@@ -83,3 +83,10 @@ def s3(stack: Stack) -> ObjectStoreResource:
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         bucket=env["S3_BUCKET"],
     )
+
+
+@pytest.fixture(scope="session")
+def cdc(stack: Stack):
+    from platform_assets.cdc.resources import CdcResource
+
+    return CdcResource(replication_password=stack.env()["CDC_REPLICATION_PASSWORD"])

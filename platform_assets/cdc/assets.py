@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     AssetSpec,
     MaterializeResult,
     MetadataValue,
@@ -72,7 +73,7 @@ def source_replication(
     )
 
 
-def _replica_specs() -> list[AssetSpec]:
+def _replica_specs(tables: list[str]) -> list[AssetSpec]:
     db = AssetSpec(
         REPLICA_DB_KEY,
         deps=[REPLICATION_KEY, SCHEMA_KEY],
@@ -82,7 +83,7 @@ def _replica_specs() -> list[AssetSpec]:
         description="The MaterializedPostgreSQL database that replicates the source. Grain: one database; "
         "lag observations from the replication sensor land here.",
     )
-    tables = [
+    table_specs = [
         AssetSpec(
             table_key(t),
             deps=[REPLICA_DB_KEY],
@@ -92,9 +93,9 @@ def _replica_specs() -> list[AssetSpec]:
             description=f"Replica of Postgres `public.{t}`. Grain: one row per source row; read with FINAL "
             "and `_sign = 1` for live rows.",
         )
-        for t in configured_tables()
+        for t in tables
     ]
-    return [db, *tables]
+    return [db, *table_specs]
 
 
 def _wait_for_tables(client, database: str, tables: list[str], timeout: float) -> list[str]:
@@ -115,16 +116,30 @@ def _wait_for_heartbeat(client, database: str, beat_ms: int, timeout: float) -> 
     return round(time.monotonic() - started, 3)
 
 
-@multi_asset(specs=_replica_specs(), can_subset=False)
-def cdc_replica(
+def build_replica_asset(tables: list[str]) -> AssetsDefinition:
+    """The replica database and one asset per replicated table, for the configured tables."""
+
+    @multi_asset(name="cdc_replica", specs=_replica_specs(tables), can_subset=False)
+    def cdc_replica(
+        context: AssetExecutionContext,
+        clickhouse: ClickHouseResource,
+        postgres: PostgresResource,
+        cdc: CdcResource,
+    ) -> Iterator[MaterializeResult]:
+        """Creates the replica database once; a table added to ``CDC_TABLES`` is attached with
+        ``ATTACH TABLE`` (never by recreating the database)."""
+        yield from _materialize_replica(context, clickhouse, postgres, cdc, tables)
+
+    return cdc_replica
+
+
+def _materialize_replica(
     context: AssetExecutionContext,
     clickhouse: ClickHouseResource,
     postgres: PostgresResource,
     cdc: CdcResource,
+    tables: list[str],
 ) -> Iterator[MaterializeResult]:
-    """Creates the replica database once; a table added to ``CDC_TABLES`` is attached with
-    ``ATTACH TABLE`` (never by recreating the database)."""
-    tables = configured_tables()
     db = cdc.replica_database
     address = cdc.source_address or f"{postgres.host}:{postgres.port}"
     attached: list[str] = []
@@ -175,3 +190,6 @@ def cdc_replica(
                 "source_rows": source_counts[table],
             },
         )
+
+
+cdc_replica = build_replica_asset(configured_tables())

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
     asset_check,
@@ -61,22 +62,36 @@ def replica_freshness(
     )
 
 
-def _table_check_specs() -> list[AssetCheckSpec]:
+def _table_check_specs(tables: list[str]) -> list[AssetCheckSpec]:
     specs = []
-    for table in configured_tables():
+    for table in tables:
         specs.append(AssetCheckSpec("row_parity", asset=table_key(table), description="Live rows match the source."))
         specs.append(AssetCheckSpec("schema_drift", asset=table_key(table), description="Columns match the source."))
     return specs
 
 
-@multi_asset_check(specs=_table_check_specs(), can_subset=True)
-def replica_tables_checks(
+def build_table_checks(tables: list[str]) -> AssetChecksDefinition:
+    """Row-count parity and schema drift for each replicated table."""
+
+    @multi_asset_check(name="replica_tables_checks", specs=_table_check_specs(tables), can_subset=True)
+    def replica_tables_checks(
+        context: AssetCheckExecutionContext,
+        postgres: PostgresResource,
+        clickhouse: ClickHouseResource,
+        cdc: CdcResource,
+    ) -> Iterator[AssetCheckResult]:
+        yield from _table_checks(context, postgres, clickhouse, cdc, tables)
+
+    return replica_tables_checks
+
+
+def _table_checks(
     context: AssetCheckExecutionContext,
     postgres: PostgresResource,
     clickhouse: ClickHouseResource,
     cdc: CdcResource,
+    tables: list[str],
 ) -> Iterator[AssetCheckResult]:
-    tables = configured_tables()
     reading = read_lag(postgres, clickhouse, cdc.replica_database, context)
     tolerance = parity_tolerance(reading.lag_seconds, cdc.expected_change_rate)
     states = table_states(postgres, clickhouse, cdc.replica_database, tables, context)
@@ -112,3 +127,6 @@ def replica_tables_checks(
                     "repair": "run the cdc_repair_drift job" if state.drifted else "",
                 },
             )
+
+
+replica_tables_checks = build_table_checks(configured_tables())
