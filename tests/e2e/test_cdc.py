@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -262,10 +263,8 @@ def test_source_with_wrong_wal_level_names_the_fix(cdc):
         assert "wal_level is 'replica', CDC needs 'logical'" in str(err.value)
         assert "ALTER SYSTEM SET wal_level = logical" in str(err.value)
     finally:
-        try:
+        with contextlib.suppress(StackError):
             server.down()
-        except StackError:
-            pass
         shutil.rmtree(root, ignore_errors=True)
 
 
