@@ -67,6 +67,16 @@ def run_all_assets() -> dict[str, Any]:
     }
 
 
+def demo_cdc() -> dict[str, Any]:
+    from platform_assets.cdc.resources import CdcResource
+    from platform_assets.cdc.summary import cdc_summary
+    from platform_assets.resources import resources_from_env
+
+    res = resources_from_env()
+    cdc = CdcResource(replication_password=os.environ["CDC_REPLICATION_PASSWORD"])
+    return cdc_summary(res["postgres"], res["clickhouse"], cdc)
+
+
 def build_summary(stack: Stack, up: dict[str, str], run: dict[str, Any], dagster_home: Path) -> dict[str, Any]:
     health = stack.status()
     schema = run["metadata"].get("clickhouse/schema", {})
@@ -107,11 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     dagster_home = prepare_dagster_home()
     run = run_all_assets()
     summary = build_summary(stack, up, run, dagster_home)
+    if run["success"]:
+        summary["cdc"] = demo_cdc()
     SUMMARY_PATH.parent.mkdir(parents=True, exist_ok=True)
     SUMMARY_PATH.write_text(json.dumps(summary, indent=2, default=str))
 
     print(json.dumps(summary, indent=2, default=str))
-    ok = run["success"] and all(s["healthy"] for s in summary["servers"].values()) and all(run["checks"].values())
+    cdc_ok = all(t["in_sync"] for t in summary.get("cdc", {}).get("tables", {}).values())
+    ok = (
+        run["success"]
+        and all(s["healthy"] for s in summary["servers"].values())
+        and all(run["checks"].values())
+        and cdc_ok
+    )
     print(f"\nSummary written to {SUMMARY_PATH}")
     print(f"Open the Dagster UI: DAGSTER_HOME={dagster_home} {summary['ui']}  ->  http://127.0.0.1:{UI_PORT}")
     print("Stop the servers: platform-stack down")

@@ -193,3 +193,34 @@ def build_resources() -> dict[str, Any]:
             bucket=EnvVar("S3_BUCKET"),
         ),
     }
+
+
+def resources_from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The same resources with values read now, for code outside a Dagster run (demo, benchmarks)."""
+    import os
+
+    e = env or dict(os.environ)
+    return {
+        "clickhouse": ClickHouseResource(
+            host=e["CLICKHOUSE_HOST"],
+            http_port=int(e["CLICKHOUSE_HTTP_PORT"]),
+            tcp_port=int(e["CLICKHOUSE_TCP_PORT"]),
+            username=e["CLICKHOUSE_USER"],
+            password=e["CLICKHOUSE_PASSWORD"],
+        ),
+        "postgres": PostgresResource(
+            host=e["POSTGRES_HOST"],
+            port=int(e["POSTGRES_PORT"]),
+            user=e["POSTGRES_USER"],
+            password=e["POSTGRES_PASSWORD"],
+            dbname=e["POSTGRES_DB"],
+        ),
+        "kafka": KafkaResource(bootstrap_servers=e["KAFKA_BOOTSTRAP_SERVERS"]),
+        "s3": ObjectStoreResource(
+            endpoint_url=e["S3_ENDPOINT_URL"],
+            region_name=e["AWS_REGION"],
+            aws_access_key_id=e["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=e["AWS_SECRET_ACCESS_KEY"],
+            bucket=e["S3_BUCKET"],
+        ),
+    }

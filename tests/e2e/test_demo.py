@@ -36,6 +36,15 @@ def test_demo_materializes_everything_and_writes_summary(stack, tmp_path):
     assert summary["assets"]["checks"] and all(summary["assets"]["checks"].values())
     assert {"raw", "marts", "platform_meta"} <= set(summary["clickhouse_schema"]["databases"])
 
+    # CDC: a short workload replicated; both sides counted, lag stated.
+    cdc = summary["cdc"]
+    assert cdc["workload"]["changes"] == 1000  # 200 changes/s for 5 s
+    assert {"users", "orders", "subscriptions", "events", "cdc_heartbeat"} <= set(cdc["tables"])
+    for table, figures in cdc["tables"].items():
+        assert figures["replica_rows"] == figures["source_rows"], table
+    assert cdc["tables"]["events"]["source_rows"] >= cdc["workload"]["live_rows_added"]["events"]
+    assert cdc["lag_seconds"] is not None and cdc["lag_bytes"] is not None and cdc["errors"] == []
+
     # The run landed in the local instance, so the UI shows it.
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
     run = instance.get_run_by_id(summary["dagster"]["run_id"])
