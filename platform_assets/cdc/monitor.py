@@ -22,7 +22,9 @@ def read_lag(postgres: PostgresResource, clickhouse: ClickHouseResource, databas
         with postgres.connect(context) as conn:
             name = source.find_slot(conn)
             slot = source.slot_status(conn, name) if name else None
-            row = conn.execute("SELECT (extract(epoch FROM max(beat_at)) * 1000)::bigint FROM cdc_heartbeat").fetchone()
+            row = conn.execute(
+                "SELECT floor(extract(epoch FROM max(beat_at)) * 1000)::bigint FROM cdc_heartbeat"
+            ).fetchone()
             source_beat = row[0] if row else None
     except psycopg.Error as exc:
         errors.append(f"source unreachable: {str(exc).strip().splitlines()[0]}")
