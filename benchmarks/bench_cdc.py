@@ -81,7 +81,8 @@ class Probe(threading.Thread):
             while not self.stop.is_set():
                 row = pg.execute(
                     "INSERT INTO cdc_heartbeat (id, beat_at) VALUES (%s, clock_timestamp()) ON CONFLICT (id) "
-                    "DO UPDATE SET beat_at = excluded.beat_at RETURNING floor(extract(epoch FROM beat_at) * 1000)::bigint",
+                    "DO UPDATE SET beat_at = excluded.beat_at "
+                    "RETURNING floor(extract(epoch FROM beat_at) * 1000)::bigint",
                     (self.beat_id,),
                 ).fetchone()
                 written = time.time()
