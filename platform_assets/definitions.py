@@ -29,6 +29,6 @@ defs = Definitions(
     ],
     jobs=[cdc_jobs.cdc_heartbeat_job, cdc_jobs.cdc_repair_drift],
     schedules=[cdc_jobs.cdc_heartbeat_schedule],
-    sensors=[cdc_sensors.cdc_replication_lag_sensor],
+    sensors=[cdc_sensors.cdc_replication_lag_sensor, cdc_sensors.cdc_schema_drift_sensor],
     resources={**build_resources(), "cdc": build_cdc_resource()},
 )

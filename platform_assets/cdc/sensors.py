@@ -1,5 +1,6 @@
-"""CDC sensors: replication lag, every 30 s, as observations and a check result on the replica."""
+"""CDC sensors: replication lag (observations and a check result on the replica) and schema drift."""
 
+import hashlib
 import json
 
 from dagster import (
@@ -7,15 +8,17 @@ from dagster import (
     AssetCheckSeverity,
     AssetObservation,
     DefaultSensorStatus,
+    RunRequest,
     SensorEvaluationContext,
     SensorResult,
     sensor,
 )
 
 from platform_assets.cdc.assets import REPLICA_DB_KEY
+from platform_assets.cdc.jobs import cdc_repair_drift
 from platform_assets.cdc.lag import LagReading, Verdict, evaluate
-from platform_assets.cdc.monitor import read_lag
-from platform_assets.cdc.resources import CdcResource
+from platform_assets.cdc.monitor import read_lag, table_states
+from platform_assets.cdc.resources import CdcResource, configured_tables
 from platform_assets.resources import ClickHouseResource, PostgresResource
 
 
@@ -75,3 +78,35 @@ def cdc_replication_lag_sensor(
         }
     )
     return SensorResult(skip_reason=summarize(reading, verdict), asset_events=events, cursor=cursor)
+
+
+@sensor(
+    name="cdc_schema_drift",
+    minimum_interval_seconds=120,
+    default_status=DefaultSensorStatus.STOPPED,  # repairs reload tables: opt in to doing it unattended
+    job=cdc_repair_drift,
+    description="Compares source and replica columns; requests cdc_repair_drift for the drifted tables.",
+)
+def cdc_schema_drift_sensor(
+    context: SensorEvaluationContext, postgres: PostgresResource, clickhouse: ClickHouseResource, cdc: CdcResource
+) -> SensorResult:
+    try:
+        states = table_states(postgres, clickhouse, cdc.replica_database, configured_tables(), context)
+    except Exception as exc:  # noqa: BLE001 - an unreachable server is reported, not a crash
+        return SensorResult(skip_reason=f"cannot compare schemas: {str(exc).splitlines()[0][:300]}")
+    drifted = {t: s.describe_drift() for t, s in states.items() if s.drifted}
+    if not drifted:
+        return SensorResult(skip_reason=f"no drift in {len(states)} tables", cursor=context.cursor)
+    signature = hashlib.sha256(json.dumps(drifted, sort_keys=True).encode()).hexdigest()[:16]
+    if context.cursor == signature:
+        return SensorResult(skip_reason=f"repair already requested for: {'; '.join(drifted.values())}")
+    return SensorResult(
+        run_requests=[
+            RunRequest(
+                run_key=f"drift-{signature}",  # the same drift is repaired once
+                run_config={"ops": {"repair_drifted_tables": {"config": {"tables": sorted(drifted)}}}},
+                tags={"platform/drift": "; ".join(drifted.values())[:200]},
+            )
+        ],
+        cursor=signature,
+    )

@@ -17,7 +17,7 @@ from platform_assets.cdc.assets import app_schema, build_replica_asset, source_r
 from platform_assets.cdc.checks import build_table_checks
 from platform_assets.cdc.jobs import cdc_repair_drift
 from platform_assets.cdc.resources import CdcResource, configured_tables
-from platform_assets.cdc.sensors import cdc_replication_lag_sensor
+from platform_assets.cdc.sensors import cdc_replication_lag_sensor, cdc_schema_drift_sensor
 from platform_assets.cdc.simulator import Workload
 from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.resources import PostgresResource
@@ -162,7 +162,7 @@ def test_stopped_clickhouse_lags_is_flagged_then_catches_up(
     assert any(type(e).__name__ == "AssetCheckEvaluation" and e.passed for e in result.asset_events)
 
 
-def test_new_column_is_drift_repaired_by_the_job(replicated, res, postgres, clickhouse, cdc):
+def test_new_column_is_drift_repaired_by_the_job(replicated, res, postgres, clickhouse, cdc, instance):
     checks = build_table_checks(TABLES)
     selection = AssetSelection.checks(checks)
 
@@ -188,7 +188,16 @@ def test_new_column_is_drift_repaired_by_the_job(replicated, res, postgres, clic
     assert "users: column(s) ['referrer'] on the source only" in drift.description
     assert evaluations[("orders", "schema_drift")].passed
 
-    result = cdc_repair_drift.execute_in_process(resources=res, instance=DagsterInstance.ephemeral())
+    # The drift sensor asks for the repair of exactly that table, once per drift.
+    sensed = cdc_schema_drift_sensor(build_sensor_context(resources=res, instance=instance))
+    (request,) = sensed.run_requests
+    assert request.run_config["ops"]["repair_drifted_tables"]["config"]["tables"] == ["users"]
+    again = cdc_schema_drift_sensor(build_sensor_context(resources=res, instance=instance, cursor=sensed.cursor))
+    assert not again.run_requests and "repair already requested" in again.skip_reason.skip_message
+
+    result = cdc_repair_drift.execute_in_process(
+        resources=res, instance=DagsterInstance.ephemeral(), run_config=request.run_config
+    )
     assert result.success
     (repaired,) = [m for m in result.asset_materializations_for_node("repair_drifted_tables")]
     assert repaired.asset_key == table_key("users")
@@ -209,6 +218,9 @@ def test_new_column_is_drift_repaired_by_the_job(replicated, res, postgres, clic
         ).result_rows == [("partner",)]
     evaluations = run_checks()
     assert evaluations[("users", "schema_drift")].passed and evaluations[("users", "row_parity")].passed
+    assert cdc_schema_drift_sensor(build_sensor_context(resources=res, instance=instance)).skip_reason.skip_message == (
+        f"no drift in {len(TABLES)} tables"
+    )
 
 
 def test_table_added_to_configuration_is_attached(replicated, res, postgres, clickhouse, cdc, monkeypatch):

@@ -15,7 +15,7 @@ def test_demo_materializes_everything_and_writes_summary(stack, tmp_path):
     summary_path = tmp_path / "demo-summary.json"
     home = tmp_path / "dagster_home"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("PLATFORM_")},  # the stack's own ports
         "PLATFORM_STACK_DIR": str(stack.cfg.root),
         "PLATFORM_SUMMARY_PATH": str(summary_path),
         "DAGSTER_HOME": str(home),

@@ -28,7 +28,11 @@ def test_webserver_serves_the_code_location(stack, tmp_path):
     webserver = os.path.join(os.path.dirname(sys.executable), "dagster-webserver")
     proc = subprocess.Popen(
         [webserver, "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "DAGSTER_HOME": str(home), "PLATFORM_STACK_DIR": str(stack.cfg.root)},
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("PLATFORM_")},
+            "DAGSTER_HOME": str(home),
+            "PLATFORM_STACK_DIR": str(stack.cfg.root),
+        },
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
