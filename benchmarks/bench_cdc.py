@@ -22,7 +22,6 @@ import json
 import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -35,9 +34,7 @@ from platform_assets.cdc import replica, source  # noqa: E402
 from platform_assets.cdc.resources import configured_tables  # noqa: E402
 from platform_assets.cdc.simulator import Workload  # noqa: E402
 from platform_assets.resources import resources_from_env  # noqa: E402
-from platform_assets.stack.config import DEFAULT_PORTS, StackConfig  # noqa: E402
-from platform_assets.stack.process import free_port  # noqa: E402
-from platform_assets.stack.servers import Stack  # noqa: E402
+from platform_assets.stack.scratch import scratch_stack  # noqa: E402
 
 DB = "pg_repl"
 BASELINE_DB = "bench_baseline"
@@ -191,9 +188,8 @@ def main() -> int:
     parser.add_argument("--baseline-every", type=float, default=5.0)
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="platform-bench-cdc-"))
-    root.chmod(0o755)  # Postgres runs as its own user when we are root
-    stack = Stack(StackConfig(root=root, ports={name: free_port() for name in DEFAULT_PORTS}))
+    stack = scratch_stack("platform-bench-cdc-")
+    root = stack.cfg.root
     try:
         stack.up()
         env = stack.env()

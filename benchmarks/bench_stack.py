@@ -16,7 +16,6 @@ import json
 import platform
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,9 +24,8 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from platform_assets.resources import ClickHouseResource  # noqa: E402
-from platform_assets.stack.config import DEFAULT_PORTS, StackConfig  # noqa: E402
-from platform_assets.stack.process import free_port  # noqa: E402
+from platform_assets.resources import ClickHouseResource, resources_from_env  # noqa: E402
+from platform_assets.stack.scratch import scratch_stack  # noqa: E402
 from platform_assets.stack.servers import Stack  # noqa: E402
 
 TABLE_DDL = (
@@ -101,20 +99,13 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=500_000)
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="platform-bench-"))
-    root.chmod(0o755)  # Postgres runs as its own user when we are root
-    stack = Stack(StackConfig(root=root, ports={name: free_port() for name in DEFAULT_PORTS}))
+    stack = scratch_stack("platform-bench-")
+    root = stack.cfg.root
     try:
         cold = timed_up(stack)
         stack.down()
         warm = timed_up(stack)
-        env = stack.env()
-        ch = ClickHouseResource(
-            host=env["CLICKHOUSE_HOST"],
-            http_port=int(env["CLICKHOUSE_HTTP_PORT"]),
-            username=env["CLICKHOUSE_USER"],
-            password=env["CLICKHOUSE_PASSWORD"],
-        )
+        ch = resources_from_env(stack.env())["clickhouse"]
         result = {
             "benchmark": "stack",
             "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},

@@ -4,33 +4,25 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from platform_assets.resources import ClickHouseResource, KafkaResource, ObjectStoreResource, PostgresResource
-from platform_assets.stack.config import DEFAULT_PORTS, StackConfig
-from platform_assets.stack.process import free_port
+from platform_assets.resources import (
+    ClickHouseResource,
+    KafkaResource,
+    ObjectStoreResource,
+    PostgresResource,
+    resources_from_env,
+)
+from platform_assets.stack.scratch import scratch_stack
 from platform_assets.stack.servers import Stack
-
-
-def new_stack_dir(prefix: str) -> Path:
-    # mkdtemp makes 0700 dirs; Postgres runs as its own user when we are root and must enter it.
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o755)
-    return path
-
-
-def free_ports() -> dict[str, int]:
-    return {name: free_port() for name in DEFAULT_PORTS}
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    root = new_stack_dir("platform-test-stack-")
-    stack = Stack(StackConfig(root=root, ports=free_ports()))
+    stack = scratch_stack("platform-test-stack-")
+    root = stack.cfg.root
     saved = dict(os.environ)
     try:
         stack.up()
@@ -45,44 +37,29 @@ def stack() -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
-def clickhouse(stack: Stack) -> ClickHouseResource:
-    env = stack.env()
-    return ClickHouseResource(
-        host=env["CLICKHOUSE_HOST"],
-        http_port=int(env["CLICKHOUSE_HTTP_PORT"]),
-        tcp_port=int(env["CLICKHOUSE_TCP_PORT"]),
-        username=env["CLICKHOUSE_USER"],
-        password=env["CLICKHOUSE_PASSWORD"],
-    )
+def stack_resources(stack: Stack) -> dict:
+    """The resources with this stack's settings, for use outside Dagster runs."""
+    return resources_from_env(stack.env())
 
 
 @pytest.fixture(scope="session")
-def postgres(stack: Stack) -> PostgresResource:
-    env = stack.env()
-    return PostgresResource(
-        host=env["POSTGRES_HOST"],
-        port=int(env["POSTGRES_PORT"]),
-        user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"],
-        dbname=env["POSTGRES_DB"],
-    )
+def clickhouse(stack_resources) -> ClickHouseResource:
+    return stack_resources["clickhouse"]
 
 
 @pytest.fixture(scope="session")
-def kafka(stack: Stack) -> KafkaResource:
-    return KafkaResource(bootstrap_servers=stack.env()["KAFKA_BOOTSTRAP_SERVERS"])
+def postgres(stack_resources) -> PostgresResource:
+    return stack_resources["postgres"]
 
 
 @pytest.fixture(scope="session")
-def s3(stack: Stack) -> ObjectStoreResource:
-    env = stack.env()
-    return ObjectStoreResource(
-        endpoint_url=env["S3_ENDPOINT_URL"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        bucket=env["S3_BUCKET"],
-    )
+def kafka(stack_resources) -> KafkaResource:
+    return stack_resources["kafka"]
+
+
+@pytest.fixture(scope="session")
+def s3(stack_resources) -> ObjectStoreResource:
+    return stack_resources["s3"]
 
 
 @pytest.fixture(scope="session")

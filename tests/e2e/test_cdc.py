@@ -22,8 +22,8 @@ from platform_assets.cdc.simulator import Workload
 from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.resources import PostgresResource
 from platform_assets.stack.config import StackConfig, StackError
+from platform_assets.stack.scratch import free_ports, new_stack_dir
 from platform_assets.stack.servers import PostgresServer
-from tests.conftest import free_ports, new_stack_dir
 
 TABLES = configured_tables()
 

@@ -20,8 +20,8 @@ from confluent_kafka import Producer
 
 from platform_assets.stack import servers as servers_mod
 from platform_assets.stack.config import StackConfig, StackError
+from platform_assets.stack.scratch import free_ports, new_stack_dir
 from platform_assets.stack.servers import KafkaServer, Stack
-from tests.conftest import free_ports, new_stack_dir
 
 
 class Cli:
