@@ -307,3 +307,12 @@ def test_simulator_is_deterministic_for_a_seed(postgres):
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     assert snapshots[0] == snapshots[1]
     assert sum(snapshots[0][0].values()) == 400
+
+
+def test_unreachable_source_is_reported_not_a_crash(replicated, res, cdc, instance):
+    dead = PostgresResource(host="127.0.0.1", port=free_ports()["postgres"], user="x", password="x", dbname="x")
+    result = cdc_replication_lag_sensor(build_sensor_context(resources={**res, "postgres": dead}, instance=instance))
+    message = result.skip_reason.skip_message
+    assert message.startswith("FLAGGED: source unreachable: connection failed"), message
+    (check,) = [e for e in result.asset_events if type(e).__name__ == "AssetCheckEvaluation"]
+    assert not check.passed
