@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import threading
@@ -188,9 +187,7 @@ def main() -> int:
     parser.add_argument("--baseline-every", type=float, default=5.0)
     args = parser.parse_args()
 
-    stack = scratch_stack("platform-bench-cdc-")
-    root = stack.cfg.root
-    try:
+    with scratch_stack("platform-bench-cdc-") as stack:
         stack.up()
         env = stack.env()
         res = resources_from_env(env)
@@ -239,9 +236,6 @@ def main() -> int:
             },
             "target": "p95 CDC lag < 2 s at 2000 changes/s",
         }
-    finally:
-        stack.down()
-        shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(out, indent=2))
     return 0
 

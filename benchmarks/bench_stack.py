@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -99,25 +99,20 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=500_000)
     args = parser.parse_args()
 
-    stack = scratch_stack("platform-bench-")
-    root = stack.cfg.root
-    try:
+    with scratch_stack("platform-bench-") as stack:
         cold = timed_up(stack)
         stack.down()
         warm = timed_up(stack)
         ch = resources_from_env(stack.env())["clickhouse"]
         result = {
             "benchmark": "stack",
-            "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             "up_cold_s": cold,
             "up_warm_s": warm,
             "up_target_s": 10,
             "up_within_target": cold < 10 and warm < 10,
             "clickhouse_ingest": ingest(ch, args.rows, args.batch),
         }
-    finally:
-        stack.down()
-        shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -21,19 +20,16 @@ from platform_assets.stack.servers import Stack
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    stack = scratch_stack("platform-test-stack-")
-    root = stack.cfg.root
     saved = dict(os.environ)
-    try:
-        stack.up()
-        # Dagster resources read EnvVar at run time: point them at this stack.
-        os.environ.update(stack.env())
-        yield stack
-    finally:
-        stack.down()
-        os.environ.clear()
-        os.environ.update(saved)
-        shutil.rmtree(root, ignore_errors=True)
+    with scratch_stack("platform-test-stack-") as stack:
+        try:
+            stack.up()
+            # Dagster resources read EnvVar at run time: point them at this stack.
+            os.environ.update(stack.env())
+            yield stack
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")

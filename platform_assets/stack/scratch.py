@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from platform_assets.stack.config import DEFAULT_PORTS, StackConfig
@@ -21,5 +24,12 @@ def free_ports() -> dict[str, int]:
     return {name: free_port() for name in DEFAULT_PORTS}
 
 
-def scratch_stack(prefix: str) -> Stack:
-    return Stack(StackConfig(root=new_stack_dir(prefix), ports=free_ports()))
+@contextmanager
+def scratch_stack(prefix: str) -> Iterator[Stack]:
+    """A stack in a new temp dir on free ports; stopped and deleted on exit."""
+    stack = Stack(StackConfig(root=new_stack_dir(prefix), ports=free_ports()))
+    try:
+        yield stack
+    finally:
+        stack.down()
+        shutil.rmtree(stack.cfg.root, ignore_errors=True)

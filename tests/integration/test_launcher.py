@@ -236,8 +236,8 @@ def test_missing_postgres_binaries_names_apt_get(monkeypatch):
         servers_mod.postgres_bin_dir()
 
 
-def test_stack_env_names_match_the_resources():
+def test_stack_env_names_match_the_resources(tmp_path):
     from platform_assets.environment import REQUIRED_ENV_VARS
 
-    env = Stack(StackConfig(root=new_stack_dir("platform-test-env-"), ports=free_ports())).env()
+    env = Stack(StackConfig(root=tmp_path, ports=free_ports())).env()
     assert set(REQUIRED_ENV_VARS) <= set(env)
