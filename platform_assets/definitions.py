@@ -8,6 +8,7 @@ from platform_assets.cdc import checks as cdc_checks
 from platform_assets.cdc import jobs as cdc_jobs
 from platform_assets.cdc import sensors as cdc_sensors
 from platform_assets.cdc.resources import build_cdc_resource
+from platform_assets.ingest import assets as ingest_assets
 from platform_assets.ops import assets as ops_assets
 from platform_assets.ops import checks as ops_checks
 from platform_assets.resources import build_resources
@@ -16,6 +17,7 @@ environment.prepare()  # a missing or unknown setting fails here, at load time
 
 defs = Definitions(
     assets=[
+        ingest_assets.kafka_topics,
         ops_assets.clickhouse_schema,
         cdc_assets.app_schema,
         cdc_assets.source_replication,

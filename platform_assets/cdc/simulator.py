@@ -2,6 +2,7 @@
 
 The same seed on the same starting database gives the same operations and values (ids, emails,
 amounts, plans, event names and properties); timestamps are wall-clock so lag can be measured.
+Runs can follow one another on one database: ids continue from what is there.
 Every operation is one row change (insert, update or delete). The record (JSON) states what
 was written: per operation and per table, live rows added, and money figures, so tests can
 compute the figures they expect.
@@ -87,7 +88,6 @@ class Workload:
 
     def __init__(self, conn: psycopg.Connection, seed: int, rate: float) -> None:
         self.conn = conn
-        self.rng = random.Random(seed)
         self.record = Record(seed=seed, target_rate=rate)
         self.ops = list(MIX)
         self.weights = list(MIX.values())
@@ -97,6 +97,9 @@ class Workload:
         ).fetchone()
         assert row is not None
         self.next_user, self.next_order, self.next_sub = row[0] + 1, row[1] + 1, row[2] + 1
+        # The starting ids join the seed: a rerun on the same database draws new event ids
+        # instead of colliding with the ones it wrote before.
+        self.rng = random.Random(f"{seed}:{self.next_user}:{self.next_order}:{self.next_sub}")
         # Only rows this run created are touched again: reruns stay deterministic.
         self.users: list[int] = []
         self.paid_orders: list[tuple[int, int]] = []

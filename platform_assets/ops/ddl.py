@@ -11,6 +11,8 @@ from platform_assets.stack.config import REPO_ROOT
 
 DDL_DIR = REPO_ROOT / "clickhouse_ddl"
 FILE_NAME = re.compile(r"^\d{3}_[a-z0-9_]+\.sql$")
+PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+KAFKA_CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\(.*\bENGINE\s*=\s*Kafka\b", re.S | re.I)
 
 
 class DdlError(RuntimeError):
@@ -80,6 +82,21 @@ def split_statements(sql: str) -> list[str]:
         raise DdlError(f"unterminated {quote} quote in DDL")
     statements.append("".join(buf).strip())
     return [s for s in statements if s]
+
+
+def render(statement: str, variables: dict[str, str]) -> str:
+    """Fill ``{{name}}`` placeholders (deployment settings such as the Kafka brokers). The
+    checksum covers the file as written, so a new broker address is not an edit."""
+    unknown = sorted(set(PLACEHOLDER.findall(statement)) - set(variables))
+    if unknown:
+        raise DdlError(f"unknown placeholder(s) {unknown}; known: {sorted(variables)}")
+    return PLACEHOLDER.sub(lambda m: variables[m.group(1)].replace("'", "\\'"), statement)
+
+
+def kafka_table(statement: str) -> tuple[str, str] | None:
+    """(database, table) when the statement creates an ENGINE = Kafka table."""
+    match = KAFKA_CREATE.match(statement.strip())
+    return (match.group(1), match.group(2)) if match else None
 
 
 @dataclass(frozen=True)

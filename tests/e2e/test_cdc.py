@@ -19,6 +19,7 @@ from platform_assets.cdc.jobs import cdc_repair_drift
 from platform_assets.cdc.resources import CdcResource, configured_tables
 from platform_assets.cdc.sensors import cdc_replication_lag_sensor, cdc_schema_drift_sensor
 from platform_assets.cdc.simulator import Workload
+from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.resources import PostgresResource
 from platform_assets.stack.config import StackConfig, StackError
@@ -29,8 +30,8 @@ TABLES = configured_tables()
 
 
 @pytest.fixture(scope="module")
-def res(stack, clickhouse, postgres, cdc):
-    return {"clickhouse": clickhouse, "postgres": postgres, "cdc": cdc}
+def res(stack, clickhouse, postgres, kafka, cdc):
+    return {"clickhouse": clickhouse, "postgres": postgres, "kafka": kafka, "cdc": cdc}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def instance():
 def replicated(res):
     """The CDC assets materialized once for the module, as a user would from the UI."""
     result = materialize(
-        [clickhouse_schema, app_schema, source_replication, build_replica_asset(TABLES)],
+        [kafka_topics, clickhouse_schema, app_schema, source_replication, build_replica_asset(TABLES)],
         resources=res,
         instance=DagsterInstance.ephemeral(),
     )

@@ -7,6 +7,7 @@ import shutil
 import pytest
 from dagster import DagsterInstance, materialize
 
+from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.ops.checks import clickhouse_schema_in_sync
 from platform_assets.ops.ddl import DDL_DIR, DdlError
@@ -14,7 +15,9 @@ from platform_assets.ops.ddl import DDL_DIR, DdlError
 
 def run(resources, ddl_dir, *, with_check=False, raise_on_error=True):
     config = {"ops": {"clickhouse__schema": {"config": {"ddl_dir": str(ddl_dir)}}}}
-    assets = [clickhouse_schema, clickhouse_schema_in_sync] if with_check else [clickhouse_schema]
+    assets = [kafka_topics, clickhouse_schema]
+    if with_check:
+        assets.append(clickhouse_schema_in_sync)
     return materialize(
         assets,
         resources=resources,
@@ -25,12 +28,12 @@ def run(resources, ddl_dir, *, with_check=False, raise_on_error=True):
 
 
 @pytest.fixture()
-def resources(stack, clickhouse):
-    return {"clickhouse": clickhouse}
+def resources(stack, clickhouse, kafka):
+    return {"clickhouse": clickhouse, "kafka": kafka}
 
 
 def metadata(result):
-    (event,) = result.get_asset_materialization_events()
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["clickhouse", "schema"]]
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
