@@ -9,6 +9,9 @@ from platform_assets.cdc import jobs as cdc_jobs
 from platform_assets.cdc import sensors as cdc_sensors
 from platform_assets.cdc.resources import build_cdc_resource
 from platform_assets.ingest import assets as ingest_assets
+from platform_assets.ingest import checks as ingest_checks
+from platform_assets.ingest import sensors as ingest_sensors
+from platform_assets.ingest.resources import IngestResource
 from platform_assets.ops import assets as ops_assets
 from platform_assets.ops import checks as ops_checks
 from platform_assets.resources import build_resources
@@ -18,6 +21,8 @@ environment.prepare()  # a missing or unknown setting fails here, at load time
 defs = Definitions(
     assets=[
         ingest_assets.kafka_topics,
+        *ingest_assets.RAW_SPECS,
+        ingest_assets.DEAD_LETTER_SPEC,
         ops_assets.clickhouse_schema,
         cdc_assets.app_schema,
         cdc_assets.source_replication,
@@ -28,9 +33,15 @@ defs = Definitions(
         cdc_checks.replication_lag,
         cdc_checks.replica_freshness,
         cdc_checks.replica_tables_checks,
+        ingest_checks.consumer_lag_checks,
+        ingest_checks.new_dead_letters,
     ],
     jobs=[cdc_jobs.cdc_heartbeat_job, cdc_jobs.cdc_repair_drift],
     schedules=[cdc_jobs.cdc_heartbeat_schedule],
-    sensors=[cdc_sensors.cdc_replication_lag_sensor, cdc_sensors.cdc_schema_drift_sensor],
-    resources={**build_resources(), "cdc": build_cdc_resource()},
+    sensors=[
+        cdc_sensors.cdc_replication_lag_sensor,
+        cdc_sensors.cdc_schema_drift_sensor,
+        ingest_sensors.ingest_consumer_lag_sensor,
+    ],
+    resources={**build_resources(), "cdc": build_cdc_resource(), "ingest": IngestResource()},
 )

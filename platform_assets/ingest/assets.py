@@ -1,16 +1,48 @@
 """Ingestion domain: the Kafka topics the collector writes and ClickHouse consumes."""
 
 from confluent_kafka.admin import NewPartitions, NewTopic
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, asset
 
-from platform_assets.ingest.topics import TOPICS, partitions, replication_factor
+from platform_assets.ingest.topics import CONSUMED, TOPICS, partitions, replication_factor
+from platform_assets.keys import SCHEMA_KEY, TOPICS_KEY
 from platform_assets.resources import KafkaResource
 
-TOPICS_KEY = AssetKey(["kafka", "topics"])
+DEAD_LETTER_KEY = AssetKey(["dead_letter", "kafka_messages"])
+OWNERS = ["team:data-platform"]
+
+
+def raw_key(table: str) -> AssetKey:
+    return AssetKey(["raw", table])
+
+
+# Filled continuously by ClickHouse (Kafka engine + materialized views), not by Dagster runs:
+# the consumer-lag sensor records observations on them.
+RAW_SPECS = [
+    AssetSpec(
+        raw_key(t.raw_table),
+        deps=[TOPICS_KEY, SCHEMA_KEY],
+        group_name="ingest",
+        owners=OWNERS,
+        kinds={"clickhouse", "kafka"},
+        description=f"raw.{t.raw_table}: one row per message on topic `{t.name}` as landed (at-least-once, so "
+        "event_id can repeat; staging dedupes). Filled continuously by a Kafka-engine consumer.",
+    )
+    for t in CONSUMED
+    if t.raw_table
+]
+DEAD_LETTER_SPEC = AssetSpec(
+    DEAD_LETTER_KEY,
+    deps=[TOPICS_KEY, SCHEMA_KEY],
+    group_name="ingest",
+    owners=OWNERS,
+    kinds={"clickhouse"},
+    description="dead_letter.kafka_messages: one row per message the consumers could not parse, with the "
+    "error, topic, partition and offset.",
+)
 ADMIN_TIMEOUT_S = 30
 
 
-@asset(key=TOPICS_KEY, group_name="ingest", owners=["team:data-platform"], kinds={"kafka"})
+@asset(key=TOPICS_KEY, group_name="ingest", owners=OWNERS, kinds={"kafka"})
 def kafka_topics(context: AssetExecutionContext, kafka: KafkaResource) -> MaterializeResult:
     """The ingestion topics (agent_events, product_events, otlp_spans) with the configured
     partition count. Grain: one topic. Idempotent; a higher ``INGEST_TOPIC_PARTITIONS`` adds

@@ -10,13 +10,23 @@ from dataclasses import dataclass
 class Topic:
     name: str
     description: str
+    raw_table: str | None  # the raw.* table its ClickHouse consumer fills (None: no consumer yet)
 
 
 TOPICS = (
-    Topic("agent_events", "signed JSON agent events (runs, LLM calls, tool calls, errors, business events)"),
-    Topic("product_events", "signed JSON product events (page views, sessions, signup steps, feature use)"),
-    Topic("otlp_spans", "OTLP/HTTP traces re-encoded as OTLP JSON, one export request per message"),
+    Topic(
+        "agent_events",
+        "signed JSON agent events (runs, LLM calls, tool calls, errors, business events)",
+        "agent_events",
+    ),
+    Topic(
+        "product_events",
+        "signed JSON product events (page views, sessions, signup steps, feature use)",
+        "product_events",
+    ),
+    Topic("otlp_spans", "OTLP/HTTP traces re-encoded as OTLP JSON, one export request per message", None),
 )
+CONSUMED = tuple(t for t in TOPICS if t.raw_table)
 
 
 def partitions() -> int:

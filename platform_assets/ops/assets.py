@@ -2,13 +2,12 @@
 
 from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
-from platform_assets.ingest.assets import TOPICS_KEY
+from platform_assets.keys import SCHEMA_KEY, TOPICS_KEY
 from platform_assets.ops.ddl import DDL_DIR, DdlError, discover, kafka_table, plan, render
 from platform_assets.resources import ClickHouseResource, KafkaResource
 
-SCHEMA_KEY = AssetKey(["clickhouse", "schema"])
 BOOTSTRAP_SQL = Path(__file__).parent / "sql" / "schema_migrations.sql"
 
 
