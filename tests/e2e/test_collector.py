@@ -1,0 +1,293 @@
+"""The collector over real HTTP, with a real Kafka broker and ClickHouse behind it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+import uvicorn
+from confluent_kafka import Consumer
+from dagster import DagsterInstance, materialize
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from platform_assets.ingest.assets import kafka_topics
+from platform_assets.ingest.collector.app import CollectorConfig, build_app
+from platform_assets.ingest.collector.events import sign
+from platform_assets.ingest.monitor import broker_lag
+from platform_assets.ops.assets import clickhouse_schema
+from platform_assets.stack.scratch import free_ports
+
+KEYS = {"k2026a": b"first-secret-0123456789", "k2026b": b"rotated-secret-0123456789"}
+HASH_KEY = b"hash-key-for-tests-0123"
+
+
+@pytest.fixture(scope="module")
+def collector(stack, clickhouse, kafka):
+    result = materialize(
+        [kafka_topics, clickhouse_schema],
+        resources={"clickhouse": clickhouse, "kafka": kafka},
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    cfg = CollectorConfig(
+        bootstrap_servers=kafka.bootstrap_servers,
+        hmac_keys=KEYS,
+        hash_key=HASH_KEY,
+        max_body_bytes=256 * 1024,
+        max_batch_events=500,
+        ack_timeout_s=3.0,
+    )
+    port = free_ports()["s3"]
+    server = uvicorn.Server(uvicorn.Config(build_app(cfg), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.1)
+    yield url
+    server.should_exit = True
+    thread.join(30)
+
+
+def post_batch(url, events, key_id="k2026a", secret=None, timestamp=None, signature=None):
+    body = json.dumps({"events": events}).encode()
+    ts = timestamp or str(int(time.time()))
+    sig = signature or sign(secret or KEYS[key_id], ts, body)
+    return requests.post(
+        f"{url}/ingest",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Key-Id": key_id, "X-Timestamp": ts, "X-Signature": sig},
+        timeout=30,
+    )
+
+
+def agent_event(ws, **extra):
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "llm_call",
+        "occurred_at": "2026-11-22T12:00:00.500Z",
+        "workspace_id": ws,
+        "session_id": "sess-1",
+        "actor_id": "user-42",
+        "source": "sdk",
+        "context": {"email": "someone@example.com", "env": "prod"},
+        "model": "gpt-4o-mini",
+        "provider": "openai",
+        "input_tokens": 1000,
+        "output_tokens": 200,
+        "latency_ms": 350.5,
+        "success": True,
+        "unit_cost_input": 0.15e-6,
+        "unit_cost_output": 0.6e-6,
+        **extra,
+    }
+
+
+def rows(clickhouse, sql):
+    with clickhouse.client() as ch:
+        return ch.query(sql).result_rows
+
+
+def wait_rows(clickhouse, sql, expected, timeout=60):
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        got = rows(clickhouse, sql)[0]
+        if got == expected:
+            break
+        time.sleep(0.5)
+    return got
+
+
+def high_watermarks(kafka) -> int:
+    return sum(p.high_watermark for t in ("agent_events", "product_events") for p in broker_lag(kafka, t).partitions)
+
+
+def test_signed_batch_lands_with_pii_removed(collector, clickhouse):
+    ws = f"ws_{uuid.uuid4().hex[:8]}"
+    product = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "page_view",
+            "occurred_at": "2026-11-22T12:00:01Z",
+            "workspace_id": ws,
+            "actor_id": "user-42",
+            "properties": {"path": "/pricing", "email": "x@y.z"},
+        }
+        for _ in range(30)
+    ]
+    resp = post_batch(collector, [agent_event(ws) for _ in range(70)] + product, key_id="k2026b")  # rotated key
+    assert resp.status_code == 202, resp.text
+    assert resp.json() == {"accepted": 100}
+    assert wait_rows(clickhouse, f"SELECT count() FROM raw.agent_events WHERE workspace_id = '{ws}'", (70,)) == (70,)
+    assert wait_rows(clickhouse, f"SELECT count() FROM raw.product_events WHERE workspace_id = '{ws}'", (30,)) == (30,)
+    actor, context, cost = rows(
+        clickhouse,
+        "SELECT any(actor_id), any(context), round(any(cost_usd), 9) FROM raw.agent_events "
+        f"WHERE workspace_id = '{ws}'",
+    )[0]
+    assert actor == hmac.new(HASH_KEY, b"user-42", hashlib.sha256).hexdigest()[:32]
+    assert json.loads(context) == {"env": "prod"}  # email dropped
+    assert cost == round(1000 * 0.15e-6 + 200 * 0.6e-6, 9)
+    props = rows(clickhouse, f"SELECT any(properties) FROM raw.product_events WHERE workspace_id = '{ws}'")[0][0]
+    assert json.loads(props) == {"path": "/pricing"}
+
+
+@pytest.mark.parametrize(
+    "kwargs, reason",
+    [
+        ({"signature": "00" * 32}, "signature does not match"),
+        ({"key_id": "nope", "secret": b"x" * 20}, "unknown key id"),
+        ({"timestamp": str(int(time.time()) - 3600)}, "replay window"),
+    ],
+)
+def test_bad_signature_is_401_and_produces_nothing(collector, kafka, kwargs, reason):
+    before = high_watermarks(kafka)
+    resp = post_batch(collector, [agent_event("ws_bad")], **kwargs)
+    assert resp.status_code == 401 and reason in resp.json()["error"]
+    missing = requests.post(f"{collector}/ingest", data=b"[]", timeout=10)
+    assert missing.status_code == 401 and "missing" in missing.json()["error"]
+    time.sleep(1)
+    assert high_watermarks(kafka) == before
+
+
+def test_oversize_is_413_and_schema_error_is_422_naming_the_field(collector):
+    big = [agent_event("ws_big", context={"pad": "x" * 2000}) for _ in range(200)]  # > 256 KiB
+    assert post_batch(collector, big).status_code == 413
+    too_many = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "page_view",
+            "occurred_at": "2026-11-22T00:00:00Z",
+            "workspace_id": "w",
+        }
+        for _ in range(501)
+    ]
+    assert post_batch(collector, too_many).status_code == 413
+    bad = [agent_event("ws_422"), agent_event("ws_422", event_id="nope", input_tokens=-3)]
+    resp = post_batch(collector, bad)
+    assert resp.status_code == 422
+    errors = resp.json()["errors"]
+    assert "events[1].event_id: expected a UUID, got 'nope'" in errors
+    assert "events[1].input_tokens: expected a non-negative integer" in errors
+
+
+def spans_on_topic(kafka, trace_id: str, timeout=30) -> list[dict]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": f"t-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.subscribe(["otlp_spans"])
+    found: list[dict] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and len(found) < 2:
+            msg = consumer.poll(1.0)
+            if msg is None or msg.error():
+                continue
+            payload = json.loads(msg.value())
+            for rs in payload.get("resourceSpans", []):
+                for ss in rs.get("scopeSpans", []):
+                    found += [
+                        {**s, "_resource": rs.get("resource", {})}
+                        for s in ss.get("spans", [])
+                        if s["traceId"] == trace_id
+                    ]
+    finally:
+        consumer.close()
+    return found
+
+
+def test_otel_sdk_spans_reach_the_topic_as_otlp_json(collector, kafka):
+    provider = TracerProvider(resource=Resource.create({"service.name": "agent-sim", "tenant.id": "ws_otel"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{collector}/v1/traces", timeout=10)))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("agent_run") as root, tracer.start_as_current_span("chat gpt-4o-mini") as child:
+        child.set_attribute("gen_ai.request.model", "gpt-4o-mini")
+        child.set_attribute("gen_ai.usage.input_tokens", 120)
+        time.sleep(0.01)
+    provider.force_flush()
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    spans = {s["name"]: s for s in spans_on_topic(kafka, trace_id)}
+    assert set(spans) == {"agent_run", "chat gpt-4o-mini"}
+    parent, llm = spans["agent_run"], spans["chat gpt-4o-mini"]
+    assert parent["spanId"] == format(root.get_span_context().span_id, "016x")
+    assert llm["parentSpanId"] == parent["spanId"] and "parentSpanId" not in parent
+    assert int(llm["endTimeUnixNano"]) - int(llm["startTimeUnixNano"]) >= 10_000_000
+    attrs = {a["key"]: a["value"] for a in llm["attributes"]}
+    assert attrs["gen_ai.request.model"] == {"stringValue": "gpt-4o-mini"}
+    assert attrs["gen_ai.usage.input_tokens"] == {"intValue": "120"}
+    provider.shutdown()
+
+
+def test_otlp_json_encoding_is_accepted_and_bad_payload_is_400(collector, kafka):
+    trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    body = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": []},
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": span_id,
+                                "name": "json-span",
+                                "kind": 1,
+                                "startTimeUnixNano": "1",
+                                "endTimeUnixNano": "2",
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    resp = requests.post(f"{collector}/v1/traces", json=body, timeout=10)
+    assert resp.status_code == 200, resp.text
+    (span,) = spans_on_topic(kafka, trace_id)
+    assert span["spanId"] == span_id
+    bad = requests.post(f"{collector}/v1/traces", json={"resourceSpans": "nope"}, timeout=10)
+    assert bad.status_code == 400
+
+
+def test_broker_down_is_503_then_everything_accepted_lands(collector, stack, clickhouse):
+    ws = f"ws_{uuid.uuid4().hex[:8]}"
+    assert post_batch(collector, [agent_event(ws) for _ in range(10)]).status_code == 202
+    pid = stack.servers["kafka"].pid()
+    os.kill(pid, signal.SIGSTOP)  # the broker stops answering (its data stays, unlike a memory-storage restart)
+    try:
+        paused = post_batch(collector, [agent_event(ws) for _ in range(5)])
+        assert paused.status_code == 503 and paused.headers["Retry-After"] == "5"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # The client retries the refused batch (same event ids) after the broker is back.
+    retry_events = json.loads(paused.request.body)["events"]
+    deadline = time.monotonic() + 60
+    while post_batch(collector, retry_events).status_code != 202:
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    got = wait_rows(
+        clickhouse, f"SELECT uniqExact(event_id) FROM raw.agent_events WHERE workspace_id = '{ws}'", (15,), timeout=90
+    )
+    assert got == (15,)
