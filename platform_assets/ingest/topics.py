@@ -24,7 +24,7 @@ TOPICS = (
         "signed JSON product events (page views, sessions, signup steps, feature use)",
         "product_events",
     ),
-    Topic("otlp_spans", "OTLP/HTTP traces re-encoded as OTLP JSON, one export request per message", None),
+    Topic("otlp_spans", "OTLP/HTTP traces re-encoded as OTLP JSON, one export request per message", "spans"),
 )
 CONSUMED = tuple(t for t in TOPICS if t.raw_table)
 

@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -30,6 +31,8 @@ from platform_assets.stack.scratch import free_ports
 
 KEYS = {"k2026a": b"first-secret-0123456789", "k2026b": b"rotated-secret-0123456789"}
 HASH_KEY = b"hash-key-for-tests-0123"
+# Rows older than the raw tables' 90-day TTL are dropped on insert: stamp events with today.
+TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +84,7 @@ def agent_event(ws, **extra):
     return {
         "event_id": str(uuid.uuid4()),
         "event_type": "llm_call",
-        "occurred_at": "2026-11-22T12:00:00.500Z",
+        "occurred_at": f"{TODAY}T12:00:00.500Z",
         "workspace_id": ws,
         "session_id": "sess-1",
         "actor_id": "user-42",
@@ -125,7 +128,7 @@ def test_signed_batch_lands_with_pii_removed(collector, clickhouse):
         {
             "event_id": str(uuid.uuid4()),
             "event_type": "page_view",
-            "occurred_at": "2026-11-22T12:00:01Z",
+            "occurred_at": f"{TODAY}T12:00:01Z",
             "workspace_id": ws,
             "actor_id": "user-42",
             "properties": {"path": "/pricing", "email": "x@y.z"},
@@ -174,7 +177,7 @@ def test_oversize_is_413_and_schema_error_is_422_naming_the_field(collector):
         {
             "event_id": str(uuid.uuid4()),
             "event_type": "page_view",
-            "occurred_at": "2026-11-22T00:00:00Z",
+            "occurred_at": f"{TODAY}T00:00:00Z",
             "workspace_id": "w",
         }
         for _ in range(501)
@@ -218,7 +221,7 @@ def spans_on_topic(kafka, trace_id: str, timeout=30) -> list[dict]:
     return found
 
 
-def test_otel_sdk_spans_reach_the_topic_as_otlp_json(collector, kafka):
+def test_otel_sdk_spans_reach_the_topic_as_otlp_json(collector, kafka, clickhouse):
     provider = TracerProvider(resource=Resource.create({"service.name": "agent-sim", "tenant.id": "ws_otel"}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{collector}/v1/traces", timeout=10)))
     tracer = provider.get_tracer("test")
@@ -238,6 +241,28 @@ def test_otel_sdk_spans_reach_the_topic_as_otlp_json(collector, kafka):
     assert attrs["gen_ai.request.model"] == {"stringValue": "gpt-4o-mini"}
     assert attrs["gen_ai.usage.input_tokens"] == {"intValue": "120"}
     provider.shutdown()
+
+    # And flattened into raw.spans by ClickHouse, one row per span.
+    assert wait_rows(clickhouse, f"SELECT count() FROM raw.spans WHERE trace_id = '{trace_id}'", (2,)) == (2,)
+    landed = {
+        r[0]: r[1:]
+        for r in rows(
+            clickhouse,
+            "SELECT operation, span_id, parent_span_id, service, tenant, duration_ms >= 10, "
+            f"attributes['gen_ai.request.model'], attributes['gen_ai.usage.input_tokens'] FROM raw.spans "
+            f"WHERE trace_id = '{trace_id}'",
+        )
+    }
+    assert landed["agent_run"][:4] == (parent["spanId"], "", "agent-sim", "ws_otel")
+    assert landed["chat gpt-4o-mini"] == (
+        llm["spanId"],
+        parent["spanId"],
+        "agent-sim",
+        "ws_otel",
+        1,
+        "gpt-4o-mini",
+        "120",
+    )
 
 
 def test_otlp_json_encoding_is_accepted_and_bad_payload_is_400(collector, kafka):

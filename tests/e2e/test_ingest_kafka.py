@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -16,6 +17,9 @@ from platform_assets.ingest.checks import new_dead_letters
 from platform_assets.ingest.resources import IngestResource
 from platform_assets.ingest.sensors import ingest_consumer_lag_sensor
 from platform_assets.ops.assets import clickhouse_schema
+
+# Rows older than the raw tables' 90-day TTL are dropped on insert: stamp events with today.
+TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,7 @@ def product_event(workspace: str, event_id: str | None = None) -> bytes:
         {
             "event_id": event_id or str(uuid.uuid4()),
             "event_type": "page_view",
-            "occurred_at": "2026-11-22T10:15:30.250Z",
+            "occurred_at": f"{TODAY}T10:15:30.250Z",
             "workspace_id": workspace,
             "session_id": "s-1",
             "actor_id": "u-1",
@@ -94,7 +98,15 @@ def test_poison_messages_go_to_dead_letters_in_exact_count(schema, res, kafka, c
             f"SELECT toString(min(occurred_at)), any(properties) FROM raw.product_events WHERE workspace_id = '{ws}'"
         ).result_rows[0]
     assert topic == "product_events" and error and offsets == 20
-    assert occurred == ("2026-11-22 10:15:30.250", '{"path": "/pricing"}')
+    assert occurred == (f"{TODAY} 10:15:30.250", '{"path": "/pricing"}')
+    # Spans travel as one OTLP JSON object per message: anything else is a dead letter too.
+    produce(kafka, "otlp_spans", [f"not json {ws} {i}".encode() for i in range(3)])
+    assert wait_for(
+        "SELECT count() FROM dead_letter.kafka_messages "
+        f"WHERE topic = 'otlp_spans' AND position(raw_message, '{ws}') > 0",
+        (3,),
+        clickhouse,
+    ) == (3,)
     check = materialize(
         [DEAD_LETTER_SPEC, new_dead_letters],
         selection=AssetSelection.checks(new_dead_letters),
@@ -155,7 +167,7 @@ def test_consumer_lag_reads_right_before_and_after_consumption(schema, res, kafk
                     "event_id": str(uuid.uuid4()),
                     "event_type": "tool_call",
                     "workspace_id": ws,
-                    "occurred_at": "2026-11-22T10:00:00Z",
+                    "occurred_at": f"{TODAY}T10:00:00Z",
                     "tool_name": "search",
                 }
             ).encode()
