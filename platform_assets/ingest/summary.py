@@ -1,101 +1,108 @@
-"""Ingestion figures for the demo summary: a burst of events straight onto the topics (plus a
-few poison messages), then rows landed, dead letters and consumer lag."""
+"""Ingestion figures for the demo summary: simulated agents and product events through a real
+collector (OpenTelemetry SDK + signed batches), a few poison messages straight onto the
+topics, then rows landed per raw table, dead letters and consumer lag."""
 
 from __future__ import annotations
 
-import json
-import random
+import threading
 import time
 import uuid
 from typing import Any
 
+import uvicorn
+
+from platform_assets.ingest.collector.app import CollectorConfig, build_app
 from platform_assets.ingest.monitor import read_lag
+from platform_assets.ingest.simulator import AgentSimulator
 from platform_assets.ingest.topics import CONSUMED
 from platform_assets.resources import ClickHouseResource, KafkaResource
+from platform_assets.stack.process import free_port
 
-MODELS = [("gpt-4o-mini", "openai", 0.15e-6, 0.6e-6), ("claude-3-5-haiku", "anthropic", 0.8e-6, 4e-6)]
-
-
-def _agent_event(rng: random.Random, run: str) -> dict[str, Any]:
-    model, provider, cin, cout = rng.choice(MODELS)
-    return {
-        "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "event_type": rng.choice(["llm_call", "llm_call", "tool_call", "agent_run_finished"]),
-        "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-        "workspace_id": f"ws_{rng.randint(1, 3)}",
-        "session_id": run,
-        "actor_id": f"u_{rng.randint(1, 50)}",
-        "source": "demo",
-        "model": model,
-        "provider": provider,
-        "input_tokens": rng.randint(50, 4000),
-        "output_tokens": rng.randint(10, 800),
-        "latency_ms": round(rng.lognormvariate(6, 0.6), 1),
-        "success": int(rng.random() > 0.03),
-        "unit_cost_input": cin,
-        "unit_cost_output": cout,
-    }
+# Under 1% of the demo's traffic: the dead-letter check warns, it does not fail the demo.
+POISON = {"agent_events": 2, "product_events": 2, "otlp_spans": 1}
 
 
-def _product_event(rng: random.Random, run: str) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "event_type": rng.choice(["page_view", "page_view", "feature_used", "session_start"]),
-        "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-        "workspace_id": f"ws_{rng.randint(1, 3)}",
-        "session_id": run,
-        "actor_id": f"u_{rng.randint(1, 50)}",
-        "source": "demo",
-        "properties": {"path": rng.choice(["/", "/pricing", "/docs"])},
-    }
+class RunningCollector:
+    """The collector app served by uvicorn in a thread on a free loopback port."""
+
+    def __init__(self, cfg: CollectorConfig) -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(build_app(cfg), host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> RunningCollector:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("collector did not start within 30 s")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
 
 
 def ingest_summary(
-    kafka: KafkaResource, clickhouse: ClickHouseResource, per_topic: int = 1000, poison_every: int = 100
+    kafka: KafkaResource,
+    clickhouse: ClickHouseResource,
+    runs: int = 60,
+    product_events: int = 300,
+    seed: int | None = None,
 ) -> dict[str, Any]:
-    run = f"demo-{uuid.uuid4().hex[:8]}"
-    rng = random.Random(run)
+    cfg = CollectorConfig.from_env()
+    key_id, secret = next(iter(cfg.hmac_keys.items()))
+    with RunningCollector(cfg) as collector:
+        sim = AgentSimulator(collector.url, key_id, secret, seed if seed is not None else int(time.time()))
+        record = sim.run(runs, product_events)
+    marker = record.marker
+    poison_tag = f"poison-{uuid.uuid4().hex[:8]}"
     producer = kafka.producer(**{"linger.ms": 0, "batch.num.messages": 1})  # see the Tansu note
-    produced: dict[str, int] = {}
-    poison = 0
-    for topic, make in (("agent_events", _agent_event), ("product_events", _product_event)):
-        for i in range(per_topic):
-            if i % poison_every == poison_every - 1:
-                producer.produce(topic, value=f'{{"event_id": "{run}-poison-{i}"'.encode())
-                poison += 1
-            else:
-                producer.produce(topic, value=json.dumps(make(rng, run)).encode())
-            producer.poll(0)
-        produced[topic] = per_topic
+    for topic, count in POISON.items():
+        for i in range(count):
+            producer.produce(topic, value=f"{{{poison_tag} {i}".encode())
     producer.flush(30)
-    good = {t: per_topic - per_topic // poison_every for t in produced}
+    expected = {
+        "spans": sum(record.spans.values()),
+        "agent_events": sum(record.agent_events.values()),
+        "product_events": record.product_events,
+    }
+    queries = {
+        "spans": f"SELECT count() FROM raw.spans WHERE attributes['marker'] = '{marker}' OR trace_id IN "
+        f"(SELECT trace_id FROM raw.spans WHERE attributes['marker'] = '{marker}')",
+        "agent_events": f"SELECT count() FROM raw.agent_events WHERE position(context, '{marker}') > 0",
+        "product_events": f"SELECT count() FROM raw.product_events WHERE position(context, '{marker}') > 0",
+    }
     landed: dict[str, int] = {}
     dead = 0
     started = time.monotonic()
     with clickhouse.client() as ch:
-        while time.monotonic() - started < 90:
-            landed = {
-                t: ch.query(
-                    f"SELECT count() FROM raw.{t} WHERE session_id = {{run:String}}", parameters={"run": run}
+        while time.monotonic() - started < 120:
+            landed = {t: int(ch.query(q).result_rows[0][0]) for t, q in queries.items()}
+            dead = int(
+                ch.query(
+                    f"SELECT count() FROM dead_letter.kafka_messages WHERE position(raw_message, '{poison_tag}') > 0"
                 ).result_rows[0][0]
-                for t in produced
-            }
-            dead = ch.query(
-                "SELECT count() FROM dead_letter.kafka_messages WHERE position(raw_message, {run:String}) > 0",
-                parameters={"run": run},
-            ).result_rows[0][0]
-            if landed == good and dead == poison:
+            )
+            if landed == expected and dead == sum(POISON.values()):
                 break
             time.sleep(0.5)
     seconds = round(time.monotonic() - started, 2)
     lags = read_lag(kafka, clickhouse, [t.name for t in CONSUMED])
     return {
-        "messages_produced": produced,
-        "poison_messages_produced": poison,
+        "simulated": record.to_json(),
+        "messages_sent": expected,
         "rows_landed": landed,
-        "rows_expected": good,
+        "poison_messages_produced": sum(POISON.values()),
         "dead_letters": dead,
         "landed_within_s": seconds,
         "consumer_lag": {lag.topic: {"messages": lag.total, "error": lag.error} for lag in lags},
-        "all_landed": landed == good and dead == poison,
+        "all_landed": landed == expected and dead == sum(POISON.values()),
     }

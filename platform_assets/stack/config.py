@@ -35,6 +35,8 @@ class Credentials:
     s3_secret_key: str
     s3_bucket: str
     cdc_replication_password: str
+    collector_hmac_secret: str
+    collector_hash_key: str
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class StackConfig:
             "s3_secret_key": secrets.token_urlsafe(18),
             "s3_bucket": "platform-exports",
             "cdc_replication_password": secrets.token_urlsafe(18),
+            "collector_hmac_secret": secrets.token_urlsafe(24),
+            "collector_hash_key": secrets.token_urlsafe(24),
         }
         creds = {**defaults, **saved}
         if creds != saved:

@@ -575,7 +575,14 @@ class Stack:
         return {name: server.health() for name, server in self.servers.items()}
 
     def env(self) -> dict[str, str]:
-        env = {"PLATFORM_ENV": "local", "PLATFORM_STACK_DIR": str(self.cfg.root)}
+        creds = self.cfg.credentials()
+        env = {
+            "PLATFORM_ENV": "local",
+            "PLATFORM_STACK_DIR": str(self.cfg.root),
+            # The collector's signing key (id "local") and user-id hash key for this stack.
+            "COLLECTOR_HMAC_KEYS": f"local:{creds.collector_hmac_secret}",
+            "COLLECTOR_HASH_KEY": creds.collector_hash_key,
+        }
         for server in self.servers.values():
             env.update(server.env())
         return env

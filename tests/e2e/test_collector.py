@@ -26,6 +26,7 @@ from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ingest.collector.app import CollectorConfig, build_app
 from platform_assets.ingest.collector.events import sign
 from platform_assets.ingest.monitor import broker_lag
+from platform_assets.ingest.simulator import AgentSimulator
 from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.stack.scratch import free_ports
 
@@ -316,3 +317,29 @@ def test_broker_down_is_503_then_everything_accepted_lands(collector, stack, cli
         clickhouse, f"SELECT uniqExact(event_id) FROM raw.agent_events WHERE workspace_id = '{ws}'", (15,), timeout=90
     )
     assert got == (15,)
+
+
+def test_agent_simulator_is_deterministic_and_lands(collector, clickhouse):
+    records = [
+        AgentSimulator(collector, "k2026a", KEYS["k2026a"], seed=99).run(runs=8, product_events=20) for _ in range(2)
+    ]
+    first, second = (r.to_json() for r in records)
+    assert first == second  # same ids, names, tokens, errors for the same seed
+    assert first["runs"] == 8 and len(first["trace_ids"]) == 8
+    assert first["spans_by_operation"]["invoke_agent"] == 8
+    # Sent twice with the same ids: at-least-once duplicates, one distinct event per id.
+    marker = first["marker"]
+    expected = (first["agent_events"] * 2, first["agent_events"])
+    got = wait_rows(
+        clickhouse,
+        f"SELECT count(), uniqExact(event_id) FROM raw.agent_events WHERE position(context, '{marker}') > 0",
+        expected,
+    )
+    assert got == expected
+    spans = wait_rows(
+        clickhouse,
+        "SELECT uniqExact(trace_id), countIf(parent_span_id = '') FROM raw.spans "
+        f"WHERE trace_id IN {tuple(first['trace_ids'])}",
+        (8, 16),
+    )
+    assert spans == (8, 16)  # 8 traces, each root twice (sent twice)

@@ -50,12 +50,23 @@ def test_demo_materializes_everything_and_writes_summary(stack, tmp_path):
     assert cdc["tables"]["events"]["source_rows"] >= cdc["workload"]["live_rows_added"]["events"]
     assert cdc["lag_seconds"] is not None and cdc["lag_bytes"] is not None and cdc["errors"] == []
 
-    # Ingestion: events straight onto the topics (1% poison): rows, dead letters, lag.
+    # Ingestion: simulated agents (OpenTelemetry SDK) and signed batches through the collector,
+    # plus poison messages straight onto the topics: every row lands, every poison is a dead letter.
     ingest = summary["ingest"]
-    assert ingest["messages_produced"] == {"agent_events": 1000, "product_events": 1000}
-    assert ingest["rows_landed"] == {"agent_events": 990, "product_events": 990}
-    assert ingest["dead_letters"] == ingest["poison_messages_produced"] == 20
-    assert {t: lag["messages"] for t, lag in ingest["consumer_lag"].items()} == {"agent_events": 0, "product_events": 0}
+    sim = ingest["simulated"]
+    assert sim["runs"] == 60 and sim["product_events"] == 300
+    assert ingest["messages_sent"] == {
+        "spans": sim["spans"],
+        "agent_events": sim["agent_events"],
+        "product_events": 300,
+    }
+    assert ingest["rows_landed"] == ingest["messages_sent"]
+    assert ingest["dead_letters"] == ingest["poison_messages_produced"] == 5
+    assert {t: lag["messages"] for t, lag in ingest["consumer_lag"].items()} == {
+        "agent_events": 0,
+        "product_events": 0,
+        "otlp_spans": 0,
+    }
 
     # The run landed in the local instance, so the UI shows it.
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
