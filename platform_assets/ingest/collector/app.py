@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import orjson  # several times faster than json for the per-event encode and decode
 from confluent_kafka import KafkaException, Producer
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -196,7 +197,7 @@ def build_app(cfg: CollectorConfig) -> Starlette:
             metrics.inc("unauthorized_requests")
             return JSONResponse({"error": reason}, status_code=401)
         try:
-            batch = ev.validate(json.loads(body))
+            batch = ev.validate(orjson.loads(body))
         except ValueError as exc:
             metrics.inc("rejected_requests")
             errors = exc.errors if isinstance(exc, ev.BatchError) else [f"body: not JSON ({exc})"]
