@@ -8,6 +8,7 @@ the acknowledgement deadline passes and the answer is 503 with Retry-After (the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -16,6 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson  # several times faster than json for the per-event encode and decode
 from confluent_kafka import KafkaException, Producer
@@ -88,6 +90,10 @@ class Unavailable(Exception):
 
 
 class KafkaSink:
+    """Produces from the event loop (``produce`` never blocks) and resolves each request's
+    future when Kafka acknowledged its last message; one background thread serves the
+    producer's delivery callbacks."""
+
     def __init__(self, cfg: CollectorConfig) -> None:
         self.cfg = cfg
         self.producer = Producer(
@@ -102,19 +108,30 @@ class KafkaSink:
                 "log_level": 3,
             }
         )
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
+        self._poller.start()
 
-    def send(self, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.producer.poll(0.05)
+
+    async def send(self, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
         """Produce and wait for every acknowledgement (or raise Unavailable)."""
-        pending = len(messages)
-        failures: list[str] = []
-        lock = threading.Lock()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[str | None] = loop.create_future()
+        state: dict[str, Any] = {"pending": len(messages), "error": None}
 
-        def delivered(err, _msg) -> None:
-            nonlocal pending
-            with lock:
-                pending -= 1
-                if err is not None:
-                    failures.append(str(err))
+        def settle(error: str | None) -> None:
+            if not done.done():
+                done.set_result(error)
+
+        def delivered(err, _msg) -> None:  # runs on the delivery thread
+            if err is not None and state["error"] is None:
+                state["error"] = str(err)
+            state["pending"] -= 1
+            if state["pending"] == 0:
+                loop.call_soon_threadsafe(settle, state["error"])
 
         try:
             for topic, key, value in messages:
@@ -123,13 +140,18 @@ class KafkaSink:
             raise Unavailable("producer queue full") from exc
         except KafkaException as exc:
             raise Unavailable(str(exc)) from exc
-        deadline = time.monotonic() + self.cfg.ack_timeout_s
-        while pending and time.monotonic() < deadline:
-            self.producer.poll(0.01)
-        if pending or failures:
-            raise Unavailable(failures[0] if failures else f"{pending} messages not acknowledged in time")
+        try:
+            error = await asyncio.wait_for(asyncio.shield(done), timeout=self.cfg.ack_timeout_s)
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"{state['pending']} messages not acknowledged in {self.cfg.ack_timeout_s:.0f} s"
+            ) from exc
+        if error:
+            raise Unavailable(error)
 
     def close(self) -> None:
+        self._stop.set()
+        self._poller.join(5)
         self.producer.flush(30)
 
 
@@ -171,7 +193,7 @@ def build_app(cfg: CollectorConfig) -> Starlette:
         if spans:
             key = (otlp.first_trace_id(payload) or "").encode() or None
             try:
-                await run_in_threadpool(sink.send, [(SPANS_TOPIC, key, json.dumps(payload).encode())])
+                await sink.send([(SPANS_TOPIC, key, orjson.dumps(payload))])
             except Unavailable as exc:
                 return unavailable(str(exc))
         metrics.inc("spans_accepted", spans)
@@ -211,7 +233,7 @@ def build_app(cfg: CollectorConfig) -> Starlette:
                 (ev.topic_for(clean["event_type"]), str(clean["event_id"]).encode(), json.dumps(clean).encode())
             )
         try:
-            await run_in_threadpool(sink.send, messages)
+            await sink.send(messages)
         except Unavailable as exc:
             return unavailable(str(exc))
         metrics.inc("events_accepted", len(messages))
