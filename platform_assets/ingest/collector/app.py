@@ -158,6 +158,7 @@ class KafkaSink:
 def build_app(cfg: CollectorConfig) -> Starlette:
     metrics = Metrics()
     sink = KafkaSink(cfg)
+    hasher = ev.actor_hasher(cfg.hash_key)
 
     def unavailable(reason: str) -> Response:
         metrics.inc("unavailable_responses")
@@ -228,7 +229,7 @@ def build_app(cfg: CollectorConfig) -> Starlette:
             return JSONResponse({"error": f"batch of {len(batch)} events over {cfg.max_batch_events}"}, status_code=413)
         messages = []
         for event in batch:
-            clean = ev.protect(event, cfg.drop_keys, cfg.hash_key)
+            clean = ev.protect(event, cfg.drop_keys, hasher)
             messages.append(
                 (ev.topic_for(clean["event_type"]), str(clean["event_id"]).encode(), json.dumps(clean).encode())
             )
