@@ -33,7 +33,7 @@ defs = Definitions(
         cdc_checks.replication_lag,
         cdc_checks.replica_freshness,
         cdc_checks.replica_tables_checks,
-        ingest_checks.consumer_lag_checks,
+        *ingest_checks.consumer_lag_checks,
         ingest_checks.new_dead_letters,
     ],
     jobs=[cdc_jobs.cdc_heartbeat_job, cdc_jobs.cdc_repair_drift],

@@ -3,43 +3,56 @@
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
-    AssetCheckSpec,
     asset_check,
-    multi_asset_check,
 )
 
-from platform_assets.ingest.assets import DEAD_LETTER_KEY, RAW_SPECS, raw_key
+from platform_assets.ingest.assets import DEAD_LETTER_KEY, raw_key
 from platform_assets.ingest.lag import evaluate
 from platform_assets.ingest.monitor import read_lag
 from platform_assets.ingest.resources import IngestResource
-from platform_assets.ingest.topics import CONSUMED
+from platform_assets.ingest.topics import CONSUMED, Topic
+from platform_assets.keys import SCHEMA_KEY
 from platform_assets.resources import ClickHouseResource, KafkaResource
 
 
-@multi_asset_check(
-    specs=[
-        AssetCheckSpec("consumer_lag", asset=s.key, description="Messages waiting for ClickHouse.") for s in RAW_SPECS
-    ],
-    can_subset=True,
-)
-def consumer_lag_checks(
-    context: AssetCheckExecutionContext, kafka: KafkaResource, clickhouse: ClickHouseResource, ingest: IngestResource
-):
-    for lag in read_lag(kafka, clickhouse, [t.name for t in CONSUMED], context):
-        topic = next(t for t in CONSUMED if t.name == lag.topic)
+def _consumer_lag_check(topic: Topic) -> AssetChecksDefinition:
+    # additional_deps: in a run that also builds the schema, check after it (the raw tables
+    # are filled by ClickHouse, not by a step this check could otherwise wait for).
+    @asset_check(
+        asset=raw_key(topic.raw_table or topic.name),
+        name="consumer_lag",
+        description=f"Messages on `{topic.name}` waiting for ClickHouse.",
+        additional_deps=[SCHEMA_KEY],
+    )
+    def consumer_lag(
+        context: AssetCheckExecutionContext,
+        kafka: KafkaResource,
+        clickhouse: ClickHouseResource,
+        ingest: IngestResource,
+    ) -> AssetCheckResult:
+        (lag,) = read_lag(kafka, clickhouse, [topic.name], context)
         verdict = evaluate(lag, None, 0, ingest.max_lag_messages, ingest.stuck_after_ticks)
-        yield AssetCheckResult(
-            asset_key=raw_key(topic.raw_table or topic.name),
-            check_name="consumer_lag",
+        return AssetCheckResult(
             passed=not verdict.flagged,
             severity=AssetCheckSeverity.ERROR,
             description="; ".join(verdict.reasons) or f"lag {lag.total} messages",
             metadata={"lag_messages": lag.total, "partitions": {str(p.partition): p.lag for p in lag.partitions}},
         )
 
+    return consumer_lag
 
-@asset_check(asset=DEAD_LETTER_KEY, name="new_dead_letters", description="Dead letters in the recent window.")
+
+consumer_lag_checks = [_consumer_lag_check(t) for t in CONSUMED]
+
+
+@asset_check(
+    asset=DEAD_LETTER_KEY,
+    name="new_dead_letters",
+    description="Dead letters in the recent window.",
+    additional_deps=[SCHEMA_KEY],  # run after the schema when both are in one run
+)
 def new_dead_letters(
     context: AssetCheckExecutionContext, clickhouse: ClickHouseResource, ingest: IngestResource
 ) -> AssetCheckResult:

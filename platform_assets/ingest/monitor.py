@@ -72,6 +72,8 @@ def read_lag(
     for topic in topics:
         lag = broker_lag(kafka, topic)
         consumer = consumers.get(topic, {})
-        error = lag.error or ch_error or (None if consumer else "no ClickHouse consumer for this topic")
+        # A consumer that has not registered yet is only a problem once messages wait for it.
+        missing = None if consumer or lag.total == 0 else "no ClickHouse consumer for this topic"
+        error = lag.error or ch_error or missing
         out.append(TopicLag(lag.topic, lag.group, lag.partitions, consumer, error))
     return out

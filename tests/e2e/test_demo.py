@@ -1,37 +1,61 @@
-"""The README's first command, as a user runs it, against the session's stack."""
+"""The README's first command, as a user runs it: on a brand-new stack, then once more."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
+import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
 
+from platform_assets.ops.ddl import DDL_DIR, discover
+from platform_assets.stack.config import StackConfig
+from platform_assets.stack.scratch import free_ports, new_stack_dir
+from platform_assets.stack.servers import Stack
 
-def test_demo_materializes_everything_and_writes_summary(stack, tmp_path):
+
+@pytest.fixture()
+def fresh_stack_dir():
+    """An empty stack directory (no schema, no topics), as on a new machine; stopped afterwards."""
+    root, ports = new_stack_dir("platform-test-demo-"), free_ports()
+    yield root, ports
+    Stack(StackConfig(root=root, ports=ports)).down()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_path):
+    root, ports = fresh_stack_dir
     summary_path = tmp_path / "demo-summary.json"
     home = tmp_path / "dagster_home"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PLATFORM_")},  # the stack's own ports
-        "PLATFORM_STACK_DIR": str(stack.cfg.root),
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PLATFORM_", "CLICKHOUSE_", "POSTGRES_"))},
+        "PLATFORM_STACK_DIR": str(root),
+        **{f"PLATFORM_{name.upper()}_PORT": str(port) for name, port in ports.items()},
         "PLATFORM_SUMMARY_PATH": str(summary_path),
         "DAGSTER_HOME": str(home),
     }
-    # Twice, as a user would: a second run on the same stack must work as well as the first.
+    first = None
+    # Twice, as a user would: the first run starts everything from nothing, the second reuses it.
     for _ in range(2):
         proc = subprocess.run(
             [sys.executable, "-m", "platform_assets.demo"], env=env, capture_output=True, text=True, timeout=600
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
+        first = first or json.loads(summary_path.read_text())
     summary = json.loads(summary_path.read_text())
+    assert {s["on_up"] for s in first["servers"].values()} == {"started"}
+    assert first["clickhouse_schema"]["applied_now"] == [f.name for f in discover(DDL_DIR)]
+    # On a new stack every check runs after the schema it reads, and passes.
+    assert set(first["assets"]["checks"].values()) == {"passed"}, first["assets"]["checks"]
 
     assert {n: s["healthy"] for n, s in summary["servers"].items()} == dict.fromkeys(
         ("clickhouse", "postgres", "kafka", "s3"), True
     )
-    # The servers the fixture started were reused, not restarted.
+    # The second run reused the servers the first one started.
     assert {s["on_up"] for s in summary["servers"].values()} == {"running"}
     assert "clickhouse/schema" in summary["assets"]["materialized"]
     assert summary["assets"]["failed"] == []
