@@ -7,14 +7,12 @@ import hmac
 import json
 import os
 import signal
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 import requests
-import uvicorn
 from confluent_kafka import Consumer
 from dagster import DagsterInstance, materialize
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -23,12 +21,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from platform_assets.ingest.assets import kafka_topics
-from platform_assets.ingest.collector.app import CollectorConfig, build_app
+from platform_assets.ingest.collector.app import CollectorConfig
 from platform_assets.ingest.collector.events import sign
 from platform_assets.ingest.monitor import broker_lag
 from platform_assets.ingest.simulator import AgentSimulator
+from platform_assets.ingest.summary import RunningCollector
 from platform_assets.ops.assets import clickhouse_schema
-from platform_assets.stack.scratch import free_ports
 
 KEYS = {"k2026a": b"first-secret-0123456789", "k2026b": b"rotated-secret-0123456789"}
 HASH_KEY = b"hash-key-for-tests-0123"
@@ -52,21 +50,8 @@ def collector(stack, clickhouse, kafka):
         max_batch_events=500,
         ack_timeout_s=3.0,
     )
-    port = free_ports()["s3"]
-    server = uvicorn.Server(uvicorn.Config(build_app(cfg), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(30)
+    with RunningCollector(cfg) as running:
+        yield running.url
 
 
 def post_batch(url, events, key_id="k2026a", secret=None, timestamp=None, signature=None):

@@ -9,7 +9,6 @@ the acknowledgement deadline passes and the answer is 503 with Retry-After (the 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
 import time
@@ -230,9 +229,7 @@ def build_app(cfg: CollectorConfig) -> Starlette:
         messages = []
         for event in batch:
             clean = ev.protect(event, cfg.drop_keys, hasher)
-            messages.append(
-                (ev.topic_for(clean["event_type"]), str(clean["event_id"]).encode(), json.dumps(clean).encode())
-            )
+            messages.append((ev.topic_for(clean["event_type"]), str(clean["event_id"]).encode(), orjson.dumps(clean)))
         try:
             await sink.send(messages)
         except Unavailable as exc:
