@@ -37,6 +37,7 @@ class Credentials:
     cdc_replication_password: str
     collector_hmac_secret: str
     collector_hash_key: str
+    user_hash_key: str
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class StackConfig:
             "cdc_replication_password": secrets.token_urlsafe(18),
             "collector_hmac_secret": secrets.token_urlsafe(24),
             "collector_hash_key": secrets.token_urlsafe(24),
+            "user_hash_key": secrets.token_urlsafe(24),
         }
         creds = {**defaults, **saved}
         if creds != saved:

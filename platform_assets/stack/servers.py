@@ -582,6 +582,8 @@ class Stack:
             # The collector's signing key (id "local") and user-id hash key for this stack.
             "COLLECTOR_HMAC_KEYS": f"local:{creds.collector_hmac_secret}",
             "COLLECTOR_HASH_KEY": creds.collector_hash_key,
+            # dbt's keyed hash of user identifiers in staging (macros/keyed_hash.sql).
+            "USER_HASH_KEY": creds.user_hash_key,
         }
         for server in self.servers.values():
             env.update(server.env())

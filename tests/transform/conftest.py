@@ -1,0 +1,108 @@
+"""Transform tests: the session stack with the schema and CDC replica in place, and dbt.
+
+History data sits on past days (HISTORY_END is two days ago, UTC) so that what other test
+modules write "now" on the shared stack never reaches the days these tests assert on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from platform_assets.cdc import replica, source
+from platform_assets.cdc.assets import app_schema, build_replica_asset, source_replication
+from platform_assets.cdc.resources import configured_tables
+from platform_assets.ingest.assets import kafka_topics
+from platform_assets.ops.assets import clickhouse_schema
+from platform_assets.stack.config import REPO_ROOT
+
+HISTORY_DAYS = 35
+HISTORY_END = datetime.now(UTC).date() - timedelta(days=2)  # last history day (inclusive)
+HISTORY_START = HISTORY_END - timedelta(days=HISTORY_DAYS - 1)
+
+
+@pytest.fixture(scope="session")
+def platform_ready(stack, clickhouse, postgres, kafka, cdc) -> dict[str, Any]:
+    """ClickHouse schema, topics and the CDC replica materialized, as from the UI."""
+    res = {"clickhouse": clickhouse, "postgres": postgres, "kafka": kafka, "cdc": cdc}
+    result = materialize(
+        [kafka_topics, clickhouse_schema, app_schema, source_replication, build_replica_asset(configured_tables())],
+        resources=res,
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    return res
+
+
+def wait_replica_caught_up(postgres, clickhouse, cdc, timeout: float = 60.0) -> None:
+    """Writes a CDC heartbeat and waits until ClickHouse shows it: every earlier commit is in."""
+    with postgres.connect() as conn:
+        beat_ms = int(source.write_heartbeat(conn).timestamp() * 1000)
+        conn.commit()
+    deadline = time.monotonic() + timeout
+    with clickhouse.client() as ch:
+        while (replica.heartbeat_seen_ms(ch, cdc.replica_database) or 0) < beat_ms:
+            assert time.monotonic() < deadline, "CDC replica did not catch up"
+            time.sleep(0.05)
+
+
+DbtRunner = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture(scope="session")
+def dbt(stack, tmp_path_factory) -> DbtRunner:
+    """Runs the dbt CLI against the session stack: dbt("build", "--select", "x", vars={...})."""
+    work = tmp_path_factory.mktemp("dbt")
+    exe = str(Path(sys.executable).with_name("dbt"))
+
+    def run(*args: str, vars: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [exe, *args, "--project-dir", str(REPO_ROOT / "dbt"), "--profiles-dir", str(REPO_ROOT / "dbt")]
+        if vars:
+            cmd += ["--vars", json.dumps(vars)]
+        env = {
+            **os.environ,
+            **stack.env(),
+            "DBT_LOG_PATH": str(work / "logs"),
+            "DBT_TARGET_PATH": str(work / "target"),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_USE_COLORS": "false",
+        }
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if check:
+            assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        return proc
+
+    return run
+
+
+def window(start: date, end_inclusive: date) -> dict[str, str]:
+    """dbt vars for the days start..end_inclusive (max_date is exclusive)."""
+    return {"min_date": start.isoformat(), "max_date": (end_inclusive + timedelta(days=1)).isoformat()}
+
+
+@pytest.fixture(scope="session")
+def history_window() -> tuple[date, date]:
+    """(first day, last day) of the history the transform tests load and assert on."""
+    return HISTORY_START, HISTORY_END
+
+
+@pytest.fixture(scope="session")
+def replica_caught_up(platform_ready) -> Callable[[], None]:
+    """Call it after writing to Postgres: returns once the CDC replica has every commit."""
+    res = platform_ready
+    return lambda: wait_replica_caught_up(res["postgres"], res["clickhouse"], res["cdc"])
+
+
+@pytest.fixture(scope="session")
+def dbt_window() -> Callable[[date, date], dict[str, str]]:
+    return window
