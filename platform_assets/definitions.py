@@ -15,6 +15,9 @@ from platform_assets.ingest.resources import IngestResource
 from platform_assets.ops import assets as ops_assets
 from platform_assets.ops import checks as ops_checks
 from platform_assets.resources import build_resources
+from platform_assets.transform import assets as transform_assets
+from platform_assets.transform import jobs as transform_jobs
+from platform_assets.transform.resources import build_dbt_resource
 
 environment.prepare()  # a missing or unknown setting fails here, at load time
 
@@ -27,6 +30,8 @@ defs = Definitions(
         cdc_assets.app_schema,
         cdc_assets.source_replication,
         cdc_assets.cdc_replica,
+        transform_assets.dbt_daily_models,
+        transform_assets.dbt_unpartitioned_models,
     ],
     asset_checks=[
         ops_checks.clickhouse_schema_in_sync,
@@ -36,12 +41,17 @@ defs = Definitions(
         *ingest_checks.consumer_lag_checks,
         ingest_checks.new_dead_letters,
     ],
-    jobs=[cdc_jobs.cdc_heartbeat_job, cdc_jobs.cdc_repair_drift],
-    schedules=[cdc_jobs.cdc_heartbeat_schedule],
+    jobs=[cdc_jobs.cdc_heartbeat_job, cdc_jobs.cdc_repair_drift, *transform_jobs.JOBS],
+    schedules=[cdc_jobs.cdc_heartbeat_schedule, *transform_jobs.SCHEDULES],
     sensors=[
         cdc_sensors.cdc_replication_lag_sensor,
         cdc_sensors.cdc_schema_drift_sensor,
         ingest_sensors.ingest_consumer_lag_sensor,
     ],
-    resources={**build_resources(), "cdc": build_cdc_resource(), "ingest": IngestResource()},
+    resources={
+        **build_resources(),
+        "cdc": build_cdc_resource(),
+        "ingest": IngestResource(),
+        "dbt": build_dbt_resource(),
+    },
 )

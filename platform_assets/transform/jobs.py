@@ -1,0 +1,123 @@
+"""Transform jobs and their schedules (UTC).
+
+- every 5 minutes: today's partition of the minute-level and hourly marts (and what they read),
+- hourly: today's partition of every daily model, then the whole-table rollups,
+- daily at 00:30: yesterday's partition of every daily model, now that the day is complete.
+A tick skips, saying which run, while a run of the same job is still queued or running.
+"""
+
+from datetime import datetime, timedelta
+
+from dagster import (
+    DagsterRunStatus,
+    DefaultScheduleStatus,
+    RunRequest,
+    RunsFilter,
+    ScheduleEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    schedule,
+)
+from dagster_dbt import build_dbt_asset_selection
+
+from platform_assets.transform.assets import dbt_daily_models, dbt_unpartitioned_models
+from platform_assets.transform.partitions import daily_partitions
+
+INTRADAY_MODELS = "+mart_agent_metrics_1m +mart_tool_reliability_hourly"
+ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+JOB_TAGS = {"platform/domain": "transform"}
+
+transform_intraday_job = define_asset_job(
+    "transform_intraday_job",
+    selection=build_dbt_asset_selection([dbt_daily_models], dbt_select=INTRADAY_MODELS),
+    partitions_def=daily_partitions,
+    tags=JOB_TAGS,
+)
+transform_daily_job = define_asset_job(
+    "transform_daily_job",
+    selection=build_dbt_asset_selection([dbt_daily_models], dbt_select="fqn:*"),
+    partitions_def=daily_partitions,
+    tags=JOB_TAGS,
+)
+transform_rollups_job = define_asset_job(
+    "transform_rollups_job",
+    selection=build_dbt_asset_selection([dbt_unpartitioned_models], dbt_select="fqn:*"),
+    tags=JOB_TAGS,
+)
+
+
+def busy_reason(context: ScheduleEvaluationContext, job_name: str) -> SkipReason | None:
+    records = context.instance.get_run_records(RunsFilter(job_name=job_name, statuses=ACTIVE), limit=1)
+    if not records:
+        return None
+    run = records[0].dagster_run
+    return SkipReason(f"run {run.run_id} of {job_name} is still {run.status.value}: not starting another")
+
+
+def day_key(at: datetime, days_back: int = 0) -> str:
+    return (at.date() - timedelta(days=days_back)).isoformat()
+
+
+def _scheduled(context: ScheduleEvaluationContext) -> datetime:
+    at = context.scheduled_execution_time
+    assert at is not None
+    return at
+
+
+@schedule(
+    job=transform_intraday_job,
+    cron_schedule="*/5 * * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,  # marts stay fresh as soon as `dagster dev` runs
+)
+def transform_every_5_minutes(context: ScheduleEvaluationContext):
+    busy = busy_reason(context, transform_intraday_job.name)
+    if busy:
+        return busy
+    at = _scheduled(context)
+    return RunRequest(run_key=f"intraday:{at.isoformat()}", partition_key=day_key(at))
+
+
+@schedule(
+    job=transform_daily_job,
+    cron_schedule="0 * * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+)
+def transform_hourly(context: ScheduleEvaluationContext):
+    busy = busy_reason(context, transform_daily_job.name)
+    if busy:
+        return busy
+    at = _scheduled(context)
+    return RunRequest(run_key=f"hourly:{at.isoformat()}", partition_key=day_key(at))
+
+
+@schedule(
+    job=transform_rollups_job,
+    cron_schedule="5 * * * *",  # after the hourly partition run has had time to finish
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+)
+def transform_rollups_hourly(context: ScheduleEvaluationContext):
+    busy = busy_reason(context, transform_rollups_job.name)
+    if busy:
+        return busy
+    return RunRequest(run_key=f"rollups:{_scheduled(context).isoformat()}")
+
+
+@schedule(
+    job=transform_daily_job,
+    cron_schedule="30 0 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+)
+def transform_previous_day(context: ScheduleEvaluationContext):
+    busy = busy_reason(context, transform_daily_job.name)
+    if busy:
+        return busy
+    at = _scheduled(context)
+    return RunRequest(run_key=f"daily:{day_key(at, 1)}:{at.isoformat()}", partition_key=day_key(at, 1))
+
+
+SCHEDULES = [transform_every_5_minutes, transform_hourly, transform_rollups_hourly, transform_previous_day]
+JOBS = [transform_intraday_job, transform_daily_job, transform_rollups_job]
