@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +18,7 @@ from platform_assets.resources import (
     PostgresResource,
     resources_from_env,
 )
+from platform_assets.stack.config import REPO_ROOT
 from platform_assets.stack.scratch import scratch_stack
 from platform_assets.stack.servers import Stack
 
@@ -63,3 +68,32 @@ def cdc(stack: Stack):
     from platform_assets.cdc.resources import CdcResource
 
     return CdcResource(replication_password=stack.env()["CDC_REPLICATION_PASSWORD"])
+
+
+DbtRunner = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture(scope="session")
+def dbt(stack, tmp_path_factory) -> DbtRunner:
+    """Runs the dbt CLI against the session stack: dbt("build", "--select", "x", vars={...})."""
+    work = tmp_path_factory.mktemp("dbt")
+    exe = str(Path(sys.executable).with_name("dbt"))
+
+    def run(*args: str, vars: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [exe, *args, "--project-dir", str(REPO_ROOT / "dbt"), "--profiles-dir", str(REPO_ROOT / "dbt")]
+        if vars:
+            cmd += ["--vars", json.dumps(vars)]
+        env = {
+            **os.environ,
+            **stack.env(),
+            "DBT_LOG_PATH": str(work / "logs"),
+            "DBT_TARGET_PATH": str(work / "target"),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_USE_COLORS": "false",
+        }
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if check:
+            assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        return proc
+
+    return run

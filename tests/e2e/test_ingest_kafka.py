@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -118,7 +118,7 @@ def test_poison_messages_go_to_dead_letters_in_exact_count(schema, res, kafka, c
     assert not evaluation.passed and evaluation.metadata["dead_letters"].value >= 20
 
 
-def test_duplicate_event_ids_are_visible_in_raw(schema, kafka, clickhouse):
+def test_duplicate_event_ids_are_visible_in_raw_and_removed_by_staging(schema, kafka, clickhouse, dbt):
     ws = f"ws_{uuid.uuid4().hex[:8]}"
     event_id = str(uuid.uuid4())
     produce(kafka, "product_events", [product_event(ws, event_id), product_event(ws, event_id)])
@@ -126,15 +126,17 @@ def test_duplicate_event_ids_are_visible_in_raw(schema, kafka, clickhouse):
     assert wait_for(
         f"SELECT count(), uniqExact(event_id) FROM raw.product_events WHERE workspace_id = '{ws}'", (2, 1), clickhouse
     ) == (2, 1)
-
-
-@pytest.mark.xfail(strict=True, reason="staging layer (dbt, transforms issue) not built yet")
-def test_staging_dedupes_event_ids(schema, clickhouse):
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    dbt("build", "--select", "stg_kafka__product_events", vars={"min_date": TODAY, "max_date": tomorrow})
     with clickhouse.client() as ch:
+        staged = ch.query(
+            f"SELECT count(), uniqExact(event_id) FROM staging.stg_kafka__product_events WHERE workspace_id = '{ws}'"
+        ).result_rows[0]
         dupes = ch.query(
             "SELECT count() FROM (SELECT event_id FROM staging.stg_kafka__product_events GROUP BY event_id "
             "HAVING count() > 1)"
         ).result_rows[0][0]
+    assert staged == (1, 1)
     assert dupes == 0
 
 

@@ -6,14 +6,9 @@ modules write "now" on the shared stack never reaches the days these tests asser
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +19,6 @@ from platform_assets.cdc.assets import app_schema, build_replica_asset, source_r
 from platform_assets.cdc.resources import configured_tables
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
-from platform_assets.stack.config import REPO_ROOT
 
 HISTORY_DAYS = 35
 HISTORY_END = datetime.now(UTC).date() - timedelta(days=2)  # last history day (inclusive)
@@ -54,35 +48,6 @@ def wait_replica_caught_up(postgres, clickhouse, cdc, timeout: float = 60.0) -> 
         while (replica.heartbeat_seen_ms(ch, cdc.replica_database) or 0) < beat_ms:
             assert time.monotonic() < deadline, "CDC replica did not catch up"
             time.sleep(0.05)
-
-
-DbtRunner = Callable[..., subprocess.CompletedProcess]
-
-
-@pytest.fixture(scope="session")
-def dbt(stack, tmp_path_factory) -> DbtRunner:
-    """Runs the dbt CLI against the session stack: dbt("build", "--select", "x", vars={...})."""
-    work = tmp_path_factory.mktemp("dbt")
-    exe = str(Path(sys.executable).with_name("dbt"))
-
-    def run(*args: str, vars: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        cmd = [exe, *args, "--project-dir", str(REPO_ROOT / "dbt"), "--profiles-dir", str(REPO_ROOT / "dbt")]
-        if vars:
-            cmd += ["--vars", json.dumps(vars)]
-        env = {
-            **os.environ,
-            **stack.env(),
-            "DBT_LOG_PATH": str(work / "logs"),
-            "DBT_TARGET_PATH": str(work / "target"),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_USE_COLORS": "false",
-        }
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        if check:
-            assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-        return proc
-
-    return run
 
 
 def window(start: date, end_inclusive: date) -> dict[str, str]:
