@@ -7,7 +7,11 @@
 ) }}
 -- One row per span (trace_id, span_id), deduplicated, with OpenTelemetry GenAI attributes
 -- flattened to columns. agent_name is the trace's `gen_ai.agent.name` (set on the agent's
--- root span) carried to every span of the trace within the day.
+-- root span) carried to every span of the trace; spans of the days either side of the window
+-- are read for it only, so a trace that crosses midnight keeps its agent on both days.
+SELECT *
+FROM
+(
 SELECT
     trace_id,
     span_id,
@@ -34,6 +38,8 @@ FROM
 (
     SELECT *
     FROM {{ source('kafka', 'spans') }}
-    WHERE {{ in_window('start_time') }}
+    WHERE {{ in_window('start_time', days_before=1, days_after=1) }}
     LIMIT 1 BY trace_id, span_id
 )
+)
+WHERE {{ in_window('span_date') }}
