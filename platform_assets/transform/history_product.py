@@ -30,6 +30,7 @@ from platform_assets.transform.identity import user_hash
 
 BASE_ID = 5_000_000  # users, orders and subscriptions of this history: no other code uses this range
 N_USERS = 200
+BOT_ID = BASE_ID + 99_999  # a client actor with no users row (an API poller)
 ID_SPAN = 100_000  # ids [BASE_ID, BASE_ID + ID_SPAN) belong to this module
 SESSION_PREFIX = "histprod-"  # client session ids of this history (raw rows are deleted by it)
 WORKSPACES = ("ws_1", "ws_2", "ws_3")
@@ -397,8 +398,23 @@ class _Builder:
             self.sessions += 1
             t = self.t0 + self.secs(0, self.days * 86400)
             self.client(rng.choice(WORKSPACES), None, "page_view", t, {"path": rng.choice(PAGES)})
+        self.bot()
         self.money()
         return hist
+
+    def bot(self) -> None:
+        """An actor with no app account polling every 20-29 minutes for the last 52 hours: one
+        unbroken run over two midnights, cut by fct_sessions at the end of the day after it
+        began (its events on the last day belong to no session)."""
+        if self.days < 4:
+            return
+        uid = BOT_ID
+        self.hist.hashes[uid] = user_hash(self.key, str(uid))
+        self.sessions += 1
+        t = self.t_end - timedelta(hours=52)
+        while t < self.t_end:
+            self.client(WORKSPACES[-1], uid, "page_view", t, {"path": "/api/poll"})
+            t += self.secs(20 * 60, 29 * 60)
 
     def activity(self, uid: int, ws: str, p: float, since: datetime) -> None:
         rng = self.rng

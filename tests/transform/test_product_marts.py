@@ -94,6 +94,12 @@ def test_history_is_meaningful(history: ProductHistory) -> None:
     assert 1800 in gaps and any(1800 < g < 7200 for g in gaps) and any(1000 < g < 1800 for g in gaps)
     assert any(o.refunded_at for o in history.orders) and any(s.cancelled_at for s in history.subscriptions)
     assert any(f[2] is not None and f[2] < 1 for f in history.funnel().values())
+    sessions = history.sessions()
+    assert any(s.end.date() > s.start.date() for s in sessions)  # past midnight
+    assert not any(s.end.date() > s.start.date() + timedelta(days=1) for s in sessions)
+    # the poller's run is cut at the end of the day after it began: its last day is in no session
+    cut = [s for s in sessions if (s.end - s.start).total_seconds() > 86400]
+    assert cut and all(s.end.date() == s.start.date() + timedelta(days=1) for s in cut)
 
 
 def test_product_events_are_deduplicated(history, first_build, clickhouse) -> None:
