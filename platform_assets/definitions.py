@@ -30,8 +30,7 @@ defs = Definitions(
         cdc_assets.app_schema,
         cdc_assets.source_replication,
         cdc_assets.cdc_replica,
-        transform_assets.dbt_daily_models,
-        transform_assets.dbt_unpartitioned_models,
+        transform_assets.dbt_models,
     ],
     asset_checks=[
         ops_checks.clickhouse_schema_in_sync,

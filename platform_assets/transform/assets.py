@@ -1,9 +1,10 @@
 """dbt staging and marts as Dagster assets.
 
-Two definitions over one manifest: the daily-partitioned incremental models (dbt tag
-`daily`), whose partition window reaches dbt as vars and which replace exactly that window,
-and the rest (views over the CDC replica, the price seed, whole-table rollups). Both sit in
-the `dbt` pool (at most one dbt run at a time: dbt-clickhouse shares table names between runs,
+One definition, daily-partitioned: a run's partition range reaches dbt as vars and every
+incremental model (dbt tag `daily`) replaces exactly that window of days. The few
+whole-table nodes (views over the CDC replica, the price seed, weekly retention) are rebuilt
+by any run that selects them, so a partition run never finds an upstream view missing.
+It sits in the `dbt` pool (at most one dbt run at a time: dbt-clickhouse shares table names between runs,
 and the first build of an incremental table must not race another). dbt tests are asset
 checks; an error-severity failure stops dbt from building anything downstream of it.
 """
@@ -64,27 +65,13 @@ def dbt_vars_md(dbt_vars: dict[str, str]) -> dict[str, str]:
 @dbt_assets(
     manifest=MANIFEST,
     project=dbt_project,
-    select="tag:daily",
-    name="dbt_daily_models",
+    select="fqn:*",
+    name="dbt_models",
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),  # a date range is one dbt run with a wide window
     dagster_dbt_translator=TRANSLATOR,
     pool=DBT_POOL,
 )
-def dbt_daily_models(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource):
-    """Daily-partitioned staging and marts; grain per model in its dbt YAML."""
+def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource):
+    """Staging and marts; the grain of each model is in its dbt YAML."""
     yield from run_dbt(context, dbt, clickhouse, window_vars(context))
-
-
-@dbt_assets(
-    manifest=MANIFEST,
-    project=dbt_project,
-    select="fqn:*",
-    exclude="tag:daily",
-    name="dbt_unpartitioned_models",
-    dagster_dbt_translator=TRANSLATOR,
-    pool=DBT_POOL,
-)
-def dbt_unpartitioned_models(context: AssetExecutionContext, dbt: DbtCliResource, clickhouse: ClickHouseResource):
-    """Views over the CDC replica, seeds and whole-table rollups (rebuilt in full)."""
-    yield from run_dbt(context, dbt, clickhouse, {})

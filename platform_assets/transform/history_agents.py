@@ -104,8 +104,9 @@ def _day(ms: int) -> date:
     return ms_to_datetime(ms).date()
 
 
-def _pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+def _pct(values: list[float], *qs: float) -> list[float]:
+    """numpy.percentile (linear interpolation between closest ranks) at each of qs."""
+    return [float(v) for v in np.percentile(np.asarray(values, dtype=np.float64), qs)]
 
 
 def _rate(part: int, whole: int) -> float:
@@ -261,13 +262,14 @@ class AgentHistory:
             tout = sum(int(s.attributes["gen_ai.usage.output_tokens"]) for s in spans)
             _, pin, pout = MODELS.get(key[4], ("", 0.0, 0.0))
             errors = sum(s.is_error for s in spans)
+            p50, p95, p99 = _pct(lat, 50, 95, 99)
             out[key] = {
                 "calls": len(spans),
                 "errors": errors,
                 "error_rate": errors / len(spans),
-                "p50_latency_ms": _pct(lat, 50),
-                "p95_latency_ms": _pct(lat, 95),
-                "p99_latency_ms": _pct(lat, 99),
+                "p50_latency_ms": p50,
+                "p95_latency_ms": p95,
+                "p99_latency_ms": p99,
                 "input_tokens": tin,
                 "output_tokens": tout,
                 "cost_usd": tin * pin + tout * pout,
@@ -281,11 +283,11 @@ class AgentHistory:
             groups[(e.day, e.workspace_id, e.model, e.provider)].append(e)
         out = {}
         for key, evs in groups.items():
-            lat = [e.latency_ms for e in evs]
+            p50, p90 = _pct([e.latency_ms for e in evs], 50, 90)
             out[key] = {
                 "calls": len(evs),
-                "p50_latency_ms": _pct(lat, 50),
-                "p90_latency_ms": _pct(lat, 90),
+                "p50_latency_ms": p50,
+                "p90_latency_ms": p90,
                 "input_tokens": sum(e.input_tokens for e in evs),
                 "output_tokens": sum(e.output_tokens for e in evs),
                 "cost_usd": math.fsum(e.cost_usd for e in evs),
@@ -307,7 +309,7 @@ class AgentHistory:
                 "failures": len(evs) - ok,
                 "timeouts": sum(e.status == "timeout" or e.error_type == "timeout" for e in evs),
                 "success_rate": ok / len(evs),
-                "p95_latency_ms": _pct([e.latency_ms for e in evs], 95),
+                "p95_latency_ms": _pct([e.latency_ms for e in evs], 95)[0],
             }
         return out
 

@@ -1,7 +1,7 @@
 """Transform jobs and their schedules (UTC).
 
 - every 5 minutes: today's partition of the minute-level and hourly marts (and what they read),
-- hourly: today's partition of every daily model, then the whole-table rollups,
+- hourly: today's partition of every model,
 - daily at 00:30: yesterday's partition of every daily model, now that the day is complete.
 A tick skips, saying which run, while a run of the same job is still queued or running.
 """
@@ -20,7 +20,7 @@ from dagster import (
 )
 from dagster_dbt import build_dbt_asset_selection
 
-from platform_assets.transform.assets import dbt_daily_models, dbt_unpartitioned_models
+from platform_assets.transform.assets import dbt_models
 from platform_assets.transform.partitions import daily_partitions
 
 INTRADAY_MODELS = "+mart_agent_metrics_1m +mart_tool_reliability_hourly"
@@ -29,19 +29,14 @@ JOB_TAGS = {"platform/domain": "transform"}
 
 transform_intraday_job = define_asset_job(
     "transform_intraday_job",
-    selection=build_dbt_asset_selection([dbt_daily_models], dbt_select=INTRADAY_MODELS),
+    selection=build_dbt_asset_selection([dbt_models], dbt_select=INTRADAY_MODELS),
     partitions_def=daily_partitions,
     tags=JOB_TAGS,
 )
 transform_daily_job = define_asset_job(
     "transform_daily_job",
-    selection=build_dbt_asset_selection([dbt_daily_models], dbt_select="fqn:*"),
+    selection=build_dbt_asset_selection([dbt_models], dbt_select="fqn:*"),
     partitions_def=daily_partitions,
-    tags=JOB_TAGS,
-)
-transform_rollups_job = define_asset_job(
-    "transform_rollups_job",
-    selection=build_dbt_asset_selection([dbt_unpartitioned_models], dbt_select="fqn:*"),
     tags=JOB_TAGS,
 )
 
@@ -93,19 +88,6 @@ def transform_hourly(context: ScheduleEvaluationContext):
 
 
 @schedule(
-    job=transform_rollups_job,
-    cron_schedule="5 * * * *",  # after the hourly partition run has had time to finish
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-)
-def transform_rollups_hourly(context: ScheduleEvaluationContext):
-    busy = busy_reason(context, transform_rollups_job.name)
-    if busy:
-        return busy
-    return RunRequest(run_key=f"rollups:{_scheduled(context).isoformat()}")
-
-
-@schedule(
     job=transform_daily_job,
     cron_schedule="30 0 * * *",
     execution_timezone="UTC",
@@ -119,5 +101,5 @@ def transform_previous_day(context: ScheduleEvaluationContext):
     return RunRequest(run_key=f"daily:{day_key(at, 1)}:{at.isoformat()}", partition_key=day_key(at, 1))
 
 
-SCHEDULES = [transform_every_5_minutes, transform_hourly, transform_rollups_hourly, transform_previous_day]
-JOBS = [transform_intraday_job, transform_daily_job, transform_rollups_job]
+SCHEDULES = [transform_every_5_minutes, transform_hourly, transform_previous_day]
+JOBS = [transform_intraday_job, transform_daily_job]

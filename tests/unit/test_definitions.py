@@ -52,3 +52,24 @@ def test_local_env_fills_from_stack_settings(monkeypatch, tmp_path):
 
     assert os.environ["CLICKHOUSE_HTTP_PORT"] == "18123"
     assert os.environ["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
+
+
+def test_dbt_models_join_one_lineage_graph_with_partitions_and_pool():
+    from platform_assets.definitions import defs
+    from platform_assets.transform.assets import dbt_models
+
+    graph = defs.get_repository_def().asset_graph
+    product = graph.get(AssetKey(["staging", "stg_kafka__product_events"]))
+    assert AssetKey(["raw", "product_events"]) in product.parent_keys
+    users = graph.get(AssetKey(["staging", "stg_app__users"]))
+    assert AssetKey(["pg_repl", "users"]) in users.parent_keys
+    fct = graph.get(AssetKey(["marts", "fct_product_events"]))
+    assert fct.group_name == "transform_marts" and "Grain" in (fct.description or "")
+    assert fct.partitions_def is not None and fct.partitions_def == product.partitions_def
+    policy = dbt_models.backfill_policy
+    assert policy is not None and policy.max_partitions_per_run is None  # single run
+    assert {node.pool for node in dbt_models.node_def.iterate_op_defs()} == {"dbt"}
+    # dbt tests are asset checks on the models they test.
+    assert any(k.asset_key == product.key for k in graph.asset_check_keys)
+    names = {s.name for s in defs.schedules or []}
+    assert {"transform_every_5_minutes", "transform_hourly", "transform_previous_day"} <= names
