@@ -236,9 +236,12 @@ def test_late_event_appears_after_its_day_is_rerun(history, first_build, clickho
         ch.insert("raw.product_events", [row], column_names=RAW_COLUMNS)
     sessions_sql = "SELECT count() FROM marts.fct_sessions WHERE session_date = {d:Date}"
     event_sql = "SELECT count() FROM marts.fct_product_events WHERE event_id = {e:UUID}"
-    # Not before: the finished day's partitions still hold what its last run computed.
+    # Not before: a run of the next day (which reads this day as its look-back) leaves the
+    # finished day's partitions as its last run computed them, and every mart unchanged.
+    dbt("run", *SELECT, vars=dbt_window(day + timedelta(days=1), day + timedelta(days=1)))
     assert rows(clickhouse, event_sql, e=event_id) == [(0,)]
     assert rows(clickhouse, sessions_sql, d=day) == [(history.sessions_per_day()[day],)]
+    assert snapshot(clickhouse, history) == first_build
 
     dbt("run", *SELECT, vars=dbt_window(day, day))
     history.events.append(Event(event_id, ws, uh, "feature_used", t))  # the record follows the data
