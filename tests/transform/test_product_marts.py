@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 
-from platform_assets.transform.history_product import RAW_COLUMNS, SESSION_PREFIX, Event, ProductHistory, monday
+from platform_assets.transform.history_product import (
+    RAW_COLUMNS,
+    SESSION_PREFIX,
+    Event,
+    ProductHistory,
+    _Builder,
+    load_product_history,
+    monday,
+    percentile,
+)
 
 SEED = 20_240_611
 MODELS = [
@@ -34,8 +43,6 @@ def approx(x: float | None) -> Any:
 
 @pytest.fixture(scope="module")
 def history(platform_ready, clickhouse, postgres, dbt, history_window, replica_caught_up, dbt_window) -> ProductHistory:
-    from platform_assets.transform.history_product import load_product_history
-
     start, end = history_window
     hist = load_product_history(clickhouse, postgres, start, (end - start).days + 1, SEED, os.environ["USER_HASH_KEY"])
     replica_caught_up()
@@ -81,6 +88,21 @@ def snapshot(clickhouse, hist: ProductHistory) -> dict[str, list[tuple]]:
 @pytest.fixture(scope="module")
 def first_build(history, clickhouse) -> dict[str, list[tuple]]:
     return snapshot(clickhouse, history)
+
+
+def test_record_is_deterministic_and_percentiles_match_numpy() -> None:
+    """No servers: the same seed draws the same history; the median is numpy's."""
+    a = _Builder(date(2026, 1, 5), 35, SEED, "k").build()
+    b = _Builder(date(2026, 1, 5), 35, SEED, "k").build()
+    assert a == b and a.funnel() == b.funnel()
+    assert a != _Builder(date(2026, 1, 5), 35, SEED + 1, "k").build()
+    assert percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5 and percentile([10.0, 30.0, 20.0], 0.95) == 29.0
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3, 10, 101):
+        xs = [float(x) for x in rng.integers(0, 10_000, n)]
+        for q in (0.5, 0.95, 0.99):
+            assert percentile(xs, q) == pytest.approx(float(np.percentile(xs, q * 100)), rel=1e-12)
 
 
 def test_history_is_meaningful(history: ProductHistory) -> None:
