@@ -49,7 +49,8 @@ def run_dbt(
         context.log.warning(f"could not read model costs from system.query_log: {exc}")
     for event in events:
         if isinstance(event, Output):
-            unique_id = str(event.metadata.get("unique_id").value) if "unique_id" in event.metadata else ""
+            unique_md = event.metadata.get("unique_id")
+            unique_id = str(unique_md.value) if unique_md is not None else ""
             event = event.with_metadata(
                 {**event.metadata, **cost_metadata(costs.get(unique_id)), **dbt_vars_md(dbt_vars)}
             )

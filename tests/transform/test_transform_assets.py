@@ -73,14 +73,70 @@ PRODUCT_COLUMNS = [
 ]
 
 
+LLM_COLUMNS = [
+    "event_id", "event_type", "occurred_at", "workspace_id", "session_id", "actor_id", "source", "context", "model",
+    "provider", "input_tokens", "output_tokens", "latency_ms", "success", "cost_usd",
+]  # fmt: skip
+
+
+def llm_rows(day: date, n: int, rng: random.Random) -> list[list]:
+    rows = []
+    for _ in range(n):
+        at = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(seconds=rng.randrange(86_400))
+        rows.append(
+            [
+                uuid.UUID(int=rng.getrandbits(128), version=4),
+                "llm_call",
+                at,
+                rng.choice(["ws_a", "ws_b"]),
+                "s",
+                f"{rng.randrange(80):032x}",  # overlaps the product users 0..49
+                "sdk",
+                "{}",
+                "gpt-4o",
+                "openai",
+                rng.randrange(100, 2000),
+                rng.randrange(10, 500),
+                float(rng.randrange(50, 3000)),
+                1,
+                rng.randrange(1, 10_000) / 1e5,
+            ]
+        )
+    return rows
+
+
 @pytest.fixture(scope="module")
 def week_data(platform_ready):
     rng = random.Random(7)
     rows = [r for day in WEEK for r in product_rows(day, 300, rng)]
     rows += rows[:25]  # redelivered copies: staging removes them
+    llm = [r for day in WEEK for r in llm_rows(day, 100, rng)]
     with platform_ready["clickhouse"].client() as ch:
         ch.insert("raw.product_events", rows, column_names=PRODUCT_COLUMNS)
-    return rows
+        ch.insert("raw.agent_events", llm, column_names=LLM_COLUMNS)
+    return {"product": rows, "llm": llm}
+
+
+def expected_cost_per_active_user(data) -> dict[tuple[date, str], tuple]:
+    """(day, workspace) -> (llm_calls, llm_cost_usd, active_users, cost per active user, cost of active users)."""
+    active: dict[tuple[date, str], set[str]] = {}
+    for r in data["product"]:
+        active.setdefault((r[2].date(), r[3]), set()).add(r[5])
+    calls: dict[tuple[date, str], list[tuple[str, float]]] = {}
+    for r in data["llm"]:
+        calls.setdefault((r[2].date(), r[3]), []).append((r[5], r[14]))
+    out = {}
+    for key in set(active) | set(calls):
+        users, made = active.get(key, set()), calls.get(key, [])
+        cost = sum(c for _, c in made)
+        out[key] = (
+            len(made),
+            cost,
+            len(users),
+            cost / len(users) if users else None,
+            sum(c for u, c in made if u in users),
+        )
+    return out
 
 
 def partition_snapshot(clickhouse, first: date, last: date) -> dict[str, list[tuple]]:
@@ -123,8 +179,8 @@ def test_week_backfill_is_one_run_and_twice_gives_identical_marts(week_data, res
     assert md["dbt/min_date"].value == WEEK[0].isoformat()
     assert md["dbt/max_date"].value == (WEEK[-1] + timedelta(days=1)).isoformat()
     # ClickHouse cost of the model, from system.query_log through dbt's query comments.
-    assert md["clickhouse/read_rows"].value >= len(week_data)
-    assert md["clickhouse/written_rows"].value == len(week_data) - 25
+    assert md["clickhouse/read_rows"].value >= len(week_data["product"])
+    assert md["clickhouse/written_rows"].value == len(week_data["product"]) - 25
     assert md["clickhouse/duration_ms"].value >= 0 and md["clickhouse/peak_memory_bytes"].value > 0
     before = partition_snapshot(clickhouse, WEEK[0], WEEK[-1])
     assert len(before["staging.stg_kafka__product_events"]) == 7 * 300
@@ -132,6 +188,24 @@ def test_week_backfill_is_one_run_and_twice_gives_identical_marts(week_data, res
 
     assert materialize_range(res, instance, WEEK[0], WEEK[-1]).success
     assert partition_snapshot(clickhouse, WEEK[0], WEEK[-1]) == before
+
+    # The cross-domain mart: LLM spend beside product activity, per day and workspace.
+    with clickhouse.client() as ch:
+        got = {
+            (r[0], r[1]): r[2:]
+            for r in ch.query(
+                "SELECT day, workspace_id, llm_calls, llm_cost_usd, active_users, llm_cost_per_active_user_usd, "
+                "cost_of_active_users_usd FROM marts.mart_llm_cost_per_active_user_daily "
+                f"WHERE day BETWEEN '{WEEK[0]}' AND '{WEEK[-1]}'"
+            ).result_rows
+        }
+    expected = expected_cost_per_active_user(week_data)
+    assert set(got) == set(expected)
+    for key, (calls, cost, users, per_user, of_active) in expected.items():
+        g = got[key]
+        assert (g[0], g[2]) == (calls, users), key
+        assert g[1] == pytest.approx(cost, rel=1e-9) and g[4] == pytest.approx(of_active, rel=1e-9, abs=1e-12)
+        assert g[3] == pytest.approx(per_user, rel=1e-9), key
 
 
 def test_rerun_of_one_day_replaces_only_that_day(week_data, res, instance, clickhouse):
