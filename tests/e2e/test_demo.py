@@ -92,8 +92,24 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
         "otlp_spans": 0,
     }
 
-    # The run landed in the local instance, so the UI shows it.
+    # Transforms: a week of history plus today's traffic, every dbt model built for those
+    # days in one run; every dbt test passed; every mart has rows in the demo's partitions.
+    transform = summary["transform"]
+    assert transform["success"] and transform["failed_checks"] == [], transform["failed_checks"]
+    assert transform["dbt_tests"] > 50
+    marts = transform["marts"]
+    expected_marts = {
+        "fct_product_events", "fct_sessions", "mart_active_users_daily", "mart_signup_funnel_daily",
+        "mart_retention_weekly", "mart_orders_daily", "mart_mrr_daily", "mart_agent_metrics_1m", "mart_llm_daily",
+        "mart_tool_reliability_hourly", "mart_trace_errors_daily", "mart_cost_daily", "mart_slo_daily",
+        "mart_llm_cost_per_active_user_daily",
+    }  # fmt: skip
+    assert expected_marts <= set(marts)
+    assert all(marts[m] > 0 for m in expected_marts), marts
+
+    # The runs landed in the local instance, so the UI shows them.
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
-    run = instance.get_run_by_id(summary["dagster"]["run_id"])
-    assert run is not None and run.status == DagsterRunStatus.SUCCESS
+    for run_id in (summary["dagster"]["run_id"], transform["run_id"]):
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.status == DagsterRunStatus.SUCCESS
     instance.dispose()
