@@ -136,6 +136,23 @@ def test_signed_batch_lands_with_pii_removed(collector, clickhouse):
     assert cost == round(1000 * 0.15e-6 + 200 * 0.6e-6, 9)
     props = rows(clickhouse, f"SELECT any(properties) FROM raw.product_events WHERE workspace_id = '{ws}'")[0][0]
     assert json.loads(props) == {"path": "/pricing"}
+    # One Kafka message per topic for the batch: every row of a table came from the same offset.
+    for table in ("agent_events", "product_events"):
+        sql = f"SELECT uniqExact(kafka_partition, kafka_offset) FROM raw.{table} WHERE workspace_id = '{ws}'"
+        assert rows(clickhouse, sql)[0] == (1,)
+
+
+def test_a_message_with_one_bad_row_is_one_dead_letter_and_no_raw_rows(collector, kafka, clickhouse):
+    ws, tag = f"ws_{uuid.uuid4().hex[:8]}", f"poison-{uuid.uuid4().hex[:8]}"
+    good_rows = [json.dumps({**agent_event(ws), "context": "{}", "success": 1}).encode() for _ in range(3)]
+    producer = kafka.producer(**{"linger.ms": 0, "batch.num.messages": 1})  # see the Tansu note
+    producer.produce("agent_events", value=b"\n".join([*good_rows[:2], f"{{{tag}".encode(), good_rows[2]]))
+    producer.produce("agent_events", value=b"\n".join(good_rows[:1]) + b"\n")  # a trailing newline is fine
+    assert producer.flush(30) == 0
+    sql = f"SELECT count(), any(position(raw_message, '{ws}') > 0) FROM dead_letter.kafka_messages "
+    assert wait_rows(clickhouse, sql + f"WHERE position(raw_message, '{tag}') > 0", (1, 1)) == (1, 1)
+    # The whole message is the dead letter; only the separate one-row message landed.
+    assert wait_rows(clickhouse, f"SELECT count() FROM raw.agent_events WHERE workspace_id = '{ws}'", (1,)) == (1,)
 
 
 @pytest.mark.parametrize(

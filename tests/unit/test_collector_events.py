@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import uuid
 
 import pytest
 
 from platform_assets.ingest.collector.app import CollectorConfig
-from platform_assets.ingest.collector.events import BatchError, protect, sign, topic_for, validate, verify
+from platform_assets.ingest.collector.events import (
+    ActorHasher,
+    BatchError,
+    _event_errors,
+    _looks_valid,
+    actor_hasher,
+    encode_rows,
+    pack,
+    protect,
+    sign,
+    topic_for,
+    validate,
+    verify,
+)
 
 KEYS = {"a": b"0123456789abcdef0123"}
 
@@ -74,3 +88,52 @@ def test_collector_config_fails_at_load_naming_the_setting(monkeypatch):
         CollectorConfig.from_env()
     monkeypatch.setenv("COLLECTOR_HASH_KEY", "0123456789abcdef")
     assert set(CollectorConfig.from_env().hmac_keys) == {"k1", "k2"}
+
+
+BAD_VALUES = {
+    "event_id": [None, 7, "nope", ""],
+    "event_type": [None, "telepathy", 1],
+    "occurred_at": [None, "yesterday", 3.5, ""],
+    "workspace_id": [None, "", 5],
+    "session_id": [1, [], {}],
+    "input_tokens": [-1, 1.5, True, "3", None],
+    "latency_ms": ["fast", True, None],
+    "success": ["yes", None, 1.0],
+    "context": [[1], "x", None],
+    "properties": [[], 3],
+}
+
+
+def test_fast_path_never_accepts_what_the_detailed_check_rejects():
+    events = [good(), good(success=True, input_tokens=0, latency_ms=1, context={}, session_id=None), "x", 3, None]
+    events += [good(**{name: value}) for name, values in BAD_VALUES.items() for value in values]
+    events += [{k: v for k, v in good().items() if k != name} for name in ("event_id", "occurred_at", "workspace_id")]
+    for i, event in enumerate(events):
+        errors = _event_errors(i, event)
+        assert not (_looks_valid(event) and errors), (event, errors)
+    with pytest.raises(BatchError) as err:
+        validate(events)
+    assert err.value.errors == [e for i, event in enumerate(events) for e in _event_errors(i, event)]
+
+
+def test_rows_are_grouped_by_topic_and_packed_into_bounded_messages():
+    batch = [good(event_type="page_view", actor_id="bob", email="b@x")] + [good() for _ in range(9)]
+    rows = encode_rows(batch, frozenset({"email"}), actor_hasher(b"key"))
+    assert [len(rows["product_events"]), len(rows["agent_events"])] == [1, 9]
+    product = json.loads(rows["product_events"][0][1])
+    assert "email" not in product and product["actor_id"] == protect(batch[0], frozenset(), b"key")["actor_id"]
+    agent = rows["agent_events"]
+    size = len(agent[0][1]) + 1
+    messages = pack(agent, max_bytes=3 * size)  # three rows of equal size per message
+    assert [m[1].count(b"\n") + 1 for m in messages] == [3, 3, 3]
+    assert all(len(value) <= 3 * size for _, value in messages)
+    assert [key for key, _ in messages] == [agent[i][0].encode() for i in (0, 3, 6)]  # first event's id
+    assert b"\n".join(value for _, value in messages).split(b"\n") == [row for _, row in agent]
+    assert pack(agent[:2], max_bytes=1) == [(agent[0][0].encode(), agent[0][1]), (agent[1][0].encode(), agent[1][1])]
+
+
+def test_actor_hash_cache_matches_hmac_and_stays_bounded():
+    hasher = ActorHasher(b"key", cache_size=3)
+    expected = {a: hmac.new(b"key", a.encode(), hashlib.sha256).hexdigest()[:32] for a in "abcdefg"}
+    assert {a: hasher(a) for a in "abcdefgabc"} == expected
+    assert len(hasher._cache) <= 3
