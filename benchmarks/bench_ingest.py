@@ -1,7 +1,8 @@
 """Benchmark: ingestion through Kafka into ClickHouse, and the collector. Prints one JSON document.
 
     .venv/bin/python benchmarks/bench_ingest.py [--backlog 1000000] [--rate 20000] [--seconds 20]
-        [--collector-seconds 15] [--collector-clients 16]
+        [--collector-seconds 15] [--collector-clients 16] [--collector-client process|inprocess]
+        [--collector-client-processes 1] [--only collector]
 
 One fresh embedded stack. Figures:
 - ``kafka_to_clickhouse``: ``--backlog`` agent events produced while the ClickHouse consumer is
@@ -13,14 +14,20 @@ One fresh embedded stack. Figures:
   clickhouse-connect (10k-row inserts), in the same run; ``ratio_queue_to_direct`` is the share
   of direct-insert speed that the Kafka path reaches.
 - ``collector``: the collector as its own process (one uvicorn worker) receiving signed batches
-  of 100 events from ``--collector-clients`` client threads in this process for
-  ``--collector-seconds``; accepted events/s (each batch acknowledged by Kafka before 202).
+  of 100 events over ``--collector-clients`` keep-alive connections for ``--collector-seconds``;
+  accepted events/s (each batch acknowledged by Kafka before 202), cross-checked with the
+  collector's own counter. The clients run in ``--collector-client-processes`` separate processes
+  (``process``, the default: http.client, one thread per connection) or, as in earlier runs, as
+  threads inside this process with requests (``inprocess``); the output names the setup and the
+  CPU the collector and the clients used (share of one core) and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -193,7 +200,136 @@ def direct_insert(res, values: list[bytes]) -> dict:
     }
 
 
-def collector(env: dict[str, str], seconds: float, clients: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+CLIENT_SETUPS = {
+    "process": "{processes} separate client process(es), {clients} keep-alive connections in total "
+    "(one thread each, http.client)",
+    "inprocess": "{clients} threads inside the benchmark process, requests.Session each",
+}
+
+
+def collector_bodies() -> list[bytes]:
+    """50 different batches of 100 events, built before the clock starts."""
+    return [json.dumps({"events": [json.loads(event(i, iso_now())) for i in range(100)]}).encode() for _ in range(50)]
+
+
+def post_until(send, bodies: list[bytes], key_id: str, secret: bytes, stop_at: float, tally: list[int]) -> None:
+    """Signed POSTs (a fresh timestamp and signature each) until ``stop_at`` (wall clock);
+    ``tally`` = [accepted events, refused events]."""
+    k = 0
+    while time.time() < stop_at:
+        body = bodies[k % len(bodies)]
+        k += 1
+        ts = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Key-Id": key_id,
+            "X-Timestamp": ts,
+            "X-Signature": sign(secret, ts, body),
+        }
+        tally[0 if send(body, headers) == 202 else 1] += 100
+
+
+def requests_sender(url: str):
+    session = requests.Session()
+    return lambda body, headers: session.post(f"{url}/ingest", data=body, headers=headers, timeout=30).status_code
+
+
+def http_client_sender(url: str):
+    """One keep-alive connection with the standard library's http.client (far less client CPU
+    per request than requests); a broken connection counts as a refusal and reconnects."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def send(body: bytes, headers: dict[str, str]) -> int:
+        try:
+            conn.request("POST", "/ingest", body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            return 0
+
+    return send
+
+
+def client_threads(make_sender, url, key_id, secret, threads, start_at, seconds) -> dict:
+    """``threads`` clients, each with its own connection, from ``start_at`` for ``seconds``."""
+    bodies = collector_bodies()
+    tallies = [[0, 0] for _ in range(threads)]
+    senders = [make_sender(url) for _ in range(threads)]
+    workers = [
+        threading.Thread(target=post_until, args=(senders[n], bodies, key_id, secret, start_at + seconds, tallies[n]))
+        for n in range(threads)
+    ]
+    time.sleep(max(0.0, start_at - time.time()))
+    cpu_before = time.process_time()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return {
+        "accepted": sum(t[0] for t in tallies),
+        "refused": sum(t[1] for t in tallies),
+        "cpu_s": time.process_time() - cpu_before,
+        "ended_at": time.time(),
+    }
+
+
+def client_process(url, key_id, secret, threads, start_at, seconds, results) -> None:
+    """Entry point of one client process (multiprocessing, spawned)."""
+    results.put(client_threads(http_client_sender, url, key_id, secret, threads, start_at, seconds))
+
+
+def run_clients(mode: str, url: str, key_id: str, secret: bytes, clients: int, processes: int, start_at, seconds):
+    """``process``: ``processes`` separate processes sharing ``clients`` connections (http.client);
+    ``inprocess``: ``clients`` threads in this process with requests (the original setup)."""
+    if mode == "inprocess":
+        return [client_threads(requests_sender, url, key_id, secret, clients, start_at, seconds)]
+    ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads or stack state
+    results = ctx.Queue()
+    shares = [clients // processes + (1 if n < clients % processes else 0) for n in range(processes)]
+    procs = [
+        ctx.Process(target=client_process, args=(url, key_id, secret, share, start_at, seconds, results))
+        for share in shares
+    ]
+    for p in procs:
+        p.start()
+    out = [results.get(timeout=start_at - time.time() + seconds + 120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    return out
+
+
+def wait_healthy(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if requests.get(f"{url}/health", timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("collector did not start")
+        time.sleep(0.1)
+
+
+def accepted_by_collector(url: str) -> int:
+    """The collector's own count of acknowledged events (a cross-check of the client's tally)."""
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith("collector_events_accepted_total "):
+            return int(line.split()[1])
+    return 0
+
+
+def collector(env: dict[str, str], seconds: float, clients: int, mode: str = "process", processes: int = 1) -> dict:
     port = free_port()
     proc = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "platform-collector"), "--port", str(port)],
@@ -203,62 +339,42 @@ def collector(env: dict[str, str], seconds: float, clients: int) -> dict:
     )
     url = f"http://127.0.0.1:{port}"
     key_id, _, secret = env["COLLECTOR_HMAC_KEYS"].partition(":")
+    # Spawned client processes re-import this module (dagster): they all start at start_at, later.
+    start_at = time.time() + (2 if mode == "inprocess" else 15)
+    at_start: dict[str, float] = {}
+
+    def clock_starts() -> None:  # the collector's CPU and the load average, when the clients start
+        time.sleep(max(0.0, start_at - time.time()))
+        at_start.update(cpu=cpu_seconds(proc.pid), load=os.getloadavg()[0])
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("collector did not start")
-            time.sleep(0.1)
-        accepted = [0] * clients
-        refused = [0] * clients
-        stop = time.monotonic() + seconds
-
-        # Bodies are built before the clock starts: the figure is the collector's, not the client's.
-        bodies = [
-            json.dumps({"events": [json.loads(event(i, iso_now())) for i in range(100)]}).encode() for _ in range(50)
-        ]
-
-        def client(n: int) -> None:
-            session = requests.Session()
-            k = 0
-            while time.monotonic() < stop:
-                body = bodies[k % len(bodies)]
-                k += 1
-                ts = str(int(time.time()))
-                resp = session.post(
-                    f"{url}/ingest",
-                    data=body,
-                    headers={"X-Key-Id": key_id, "X-Timestamp": ts, "X-Signature": sign(secret.encode(), ts, body)},
-                    timeout=30,
-                )
-                if resp.status_code == 202:
-                    accepted[n] += 100
-                else:
-                    refused[n] += 100
-
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-        started = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.monotonic() - started
+        wait_healthy(url)
+        starter = threading.Thread(target=clock_starts)
+        starter.start()
+        results = run_clients(mode, url, key_id, secret.encode(), clients, processes, start_at, seconds)
+        starter.join()
+        ended = max(r["ended_at"] for r in results)
+        collector_cpu = cpu_seconds(proc.pid) - at_start["cpu"]
+        load = [round(at_start["load"], 2), round(os.getloadavg()[0], 2)]
+        counted = accepted_by_collector(url)
     finally:
         proc.terminate()
         proc.wait(30)
+    elapsed = ended - start_at
+    accepted = sum(r["accepted"] for r in results)
     return {
         "batch_events": 100,
-        "clients": clients,
         "workers": 1,
+        "client": CLIENT_SETUPS[mode].format(clients=clients, processes=processes),
+        "clients": clients,
         "seconds": round(elapsed, 2),
-        "accepted_events": sum(accepted),
-        "refused_events": sum(refused),
-        "accepted_events_per_s": round(sum(accepted) / elapsed),
+        "accepted_events": accepted,
+        "accepted_events_counted_by_collector": counted,
+        "refused_events": sum(r["refused"] for r in results),
+        "accepted_events_per_s": round(accepted / elapsed),
+        "collector_cpu_share_of_one_core": round(collector_cpu / elapsed, 2),
+        "client_cpu_share_of_one_core": round(sum(r["cpu_s"] for r in results) / elapsed, 2),
+        "load_average_1m_start_end": load,
     }
 
 
@@ -269,6 +385,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--collector-seconds", type=float, default=15)
     parser.add_argument("--collector-clients", type=int, default=16)
+    parser.add_argument("--collector-client", choices=["process", "inprocess"], default="process")
+    parser.add_argument("--collector-client-processes", type=int, default=1)
+    parser.add_argument("--only", choices=["collector"], help="run one section (the others are skipped)")
     args = parser.parse_args()
 
     with scratch_stack("platform-bench-ingest-") as stack:
@@ -280,23 +399,26 @@ def main() -> int:
             [kafka_topics, clickhouse_schema], resources=res, instance=DagsterInstance.ephemeral()
         ).success
         time.sleep(8)  # let the new consumers join their groups
-        queue, values = kafka_to_clickhouse(res, args.backlog)
-        direct = direct_insert(res, values)
-        lat = latency(res, args.rate, args.seconds)
-        coll = collector(env, args.collector_seconds, args.collector_clients)
-    out = {
-        "benchmark": "ingest",
-        "kafka_to_clickhouse": queue,
-        "direct_insert": direct,
-        "ratio_queue_to_direct": round(queue["rows_per_s_after_first_row"] / direct["rows_per_s"], 3),
-        "latency": lat,
-        "collector": coll,
-        "targets": {
-            "kafka_to_clickhouse_events_per_s": 50_000,
-            "p95_latency_s": 5,
-            "collector_events_per_s_batches_of_100_one_worker": 20_000,
-        },
-    }
+        out: dict = {"benchmark": "ingest"}
+        if args.only is None:
+            queue, values = kafka_to_clickhouse(res, args.backlog)
+            direct = direct_insert(res, values)
+            out["kafka_to_clickhouse"] = queue
+            out["direct_insert"] = direct
+            out["ratio_queue_to_direct"] = round(queue["rows_per_s_after_first_row"] / direct["rows_per_s"], 3)
+            out["latency"] = latency(res, args.rate, args.seconds)
+        out["collector"] = collector(
+            env, args.collector_seconds, args.collector_clients, args.collector_client, args.collector_client_processes
+        )
+    out.update(
+        {
+            "targets": {
+                "kafka_to_clickhouse_events_per_s": 50_000,
+                "p95_latency_s": 5,
+                "collector_events_per_s_batches_of_100_one_worker": 20_000,
+            },
+        }
+    )
     print(json.dumps(out, indent=2))
     return 0
 
