@@ -38,6 +38,8 @@ class Credentials:
     collector_hmac_secret: str
     collector_hash_key: str
     user_hash_key: str
+    grafana_clickhouse_user: str
+    grafana_clickhouse_password: str
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class StackConfig:
             "collector_hmac_secret": secrets.token_urlsafe(24),
             "collector_hash_key": secrets.token_urlsafe(24),
             "user_hash_key": secrets.token_urlsafe(24),
+            "grafana_clickhouse_user": "grafana",  # read-only ClickHouse user of the dashboards
+            "grafana_clickhouse_password": secrets.token_urlsafe(18),
         }
         creds = {**defaults, **saved}
         if creds != saved:

@@ -129,6 +129,8 @@ class ClickHouseServer(Server):
             .format(
                 admin_user=c.clickhouse_user,
                 admin_password_sha256=hashlib.sha256(c.clickhouse_password.encode()).hexdigest(),
+                grafana_user=c.grafana_clickhouse_user,
+                grafana_password_sha256=hashlib.sha256(c.grafana_clickhouse_password.encode()).hexdigest(),
             )
         )
         server = {
@@ -190,6 +192,8 @@ class ClickHouseServer(Server):
             "CLICKHOUSE_TCP_PORT": str(self.cfg.ports["clickhouse_tcp"]),
             "CLICKHOUSE_USER": self.creds.clickhouse_user,
             "CLICKHOUSE_PASSWORD": self.creds.clickhouse_password,
+            "GRAFANA_CLICKHOUSE_USER": self.creds.grafana_clickhouse_user,
+            "GRAFANA_CLICKHOUSE_PASSWORD": self.creds.grafana_clickhouse_password,
         }
 
 
