@@ -43,7 +43,7 @@ def build_export_asset(table: ExportTable) -> AssetsDefinition:
         target = export.make_target(s3)
         prefix = export.day_prefix(table, day)
         with clickhouse.client(context) as client:
-            result = export_day(client, target, table, day, prefix, export.max_rows_per_object)
+            result = export_day(client, target, table, day, prefix, export.rows_per_object)
         m = result.manifest
         context.log.info(f"{m.table} {m.day}: {m.rows} rows in {len(m.objects)} object(s) at {m.location}")
         location = MetadataValue.url(m.location) if target.kind == "s3" else MetadataValue.path(m.location)

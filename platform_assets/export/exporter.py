@@ -82,11 +82,11 @@ def export_sql(target: Target, table: ExportTable, day: date, day_prefix: str, p
 
 
 def export_day(
-    client: Client, target: Target, table: ExportTable, day: date, day_prefix: str, max_rows_per_object: int
+    client: Client, target: Target, table: ExportTable, day: date, day_prefix: str, rows_per_object: int
 ) -> ExportResult:
     started = time.monotonic()
     columns, sort_key = source_columns(client, table)
-    parts = max(1, math.ceil(count_day(client, table, day) / max_rows_per_object))
+    parts = max(1, math.ceil(count_day(client, table, day) / rows_per_object))
     deleted = target.delete_prefix(day_prefix)
     query_id = f"export-{uuid.uuid4()}"
     summary = client.command(

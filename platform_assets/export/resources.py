@@ -28,7 +28,9 @@ class ExportResource(ConfigurableResource):
     target: str = Field(default="local", description="s3 or local (a directory ClickHouse writes with file())")
     prefix: str = Field(default="exports", description="key prefix below the bucket or directory")
     local_dir: str = Field(default=DEFAULT_LOCAL_DIR, description="local target; relative paths are below the repo")
-    max_rows_per_object: int = 1_000_000  # about one Parquet row group each; a bigger day splits in parts
+    # A day of N rows becomes ceil(N / rows_per_object) objects, split by a hash of the sort key:
+    # each holds about this many rows (not exactly). 1M is about one Parquet row group.
+    rows_per_object: int = 1_000_000
     clickhouse_s3_endpoint: str | None = Field(
         default=None, description="S3 endpoint as ClickHouse reaches it, when not the resource's endpoint_url"
     )
@@ -40,11 +42,11 @@ class ExportResource(ConfigurableResource):
             raise ValueError(f"EXPORT_TARGET={value!r} is not one of {', '.join(TARGETS)}")
         return value
 
-    @field_validator("max_rows_per_object")
+    @field_validator("rows_per_object")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:
-            raise ValueError(f"EXPORT_MAX_ROWS_PER_OBJECT={value} must be at least 1")
+            raise ValueError(f"EXPORT_ROWS_PER_OBJECT={value} must be at least 1")
         return value
 
     def day_prefix(self, table: ExportTable, day: date) -> str:
@@ -70,9 +72,9 @@ def build_export_resource(env: dict[str, str] | None = None) -> ExportResource:
     target = e.get("EXPORT_TARGET") or default_target
     if target not in TARGETS:
         raise ConfigError(f"EXPORT_TARGET={target!r} is not one of {', '.join(TARGETS)}")
-    raw_rows = e.get("EXPORT_MAX_ROWS_PER_OBJECT", "1000000")
+    raw_rows = e.get("EXPORT_ROWS_PER_OBJECT", "1000000")
     if not raw_rows.isdigit() or int(raw_rows) < 1:
-        raise ConfigError(f"EXPORT_MAX_ROWS_PER_OBJECT={raw_rows!r} is not a positive whole number")
+        raise ConfigError(f"EXPORT_ROWS_PER_OBJECT={raw_rows!r} is not a positive whole number")
     prefix = e.get("EXPORT_PREFIX", "exports").strip("/")
     if not prefix:
         raise ConfigError("EXPORT_PREFIX must not be empty (a day's re-run deletes below <prefix>/<table>/dt=...)")
@@ -80,6 +82,6 @@ def build_export_resource(env: dict[str, str] | None = None) -> ExportResource:
         target=target,
         prefix=prefix,
         local_dir=e.get("EXPORT_LOCAL_DIR") or DEFAULT_LOCAL_DIR,
-        max_rows_per_object=int(raw_rows),
+        rows_per_object=int(raw_rows),
         clickhouse_s3_endpoint=e.get("EXPORT_CLICKHOUSE_S3_ENDPOINT") or None,
     )
