@@ -24,7 +24,12 @@ DASHBOARDS: tuple[DashboardSpec, ...] = (panels_product.DASHBOARD, panels_agents
 ALL_VALUE = "__all__"  # the workspace variable's "All"; panels test for it (see panels.IN_WORKSPACE)
 GRID_WIDTH = 24  # Grafana's grid has 24 columns
 
-_PANEL_BUILDERS: dict[str, Any] = {"timeseries": timeseries.Panel, "table": table.Panel, "stat": stat.Panel, "barchart": barchart.Panel}
+_PANEL_BUILDERS: dict[str, Any] = {
+    "timeseries": timeseries.Panel,
+    "table": table.Panel,
+    "stat": stat.Panel,
+    "barchart": barchart.Panel,
+}
 
 
 def _layout(specs: tuple[PanelSpec, ...]) -> list[GridPos]:

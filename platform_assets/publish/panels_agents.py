@@ -99,8 +99,8 @@ ORDER BY cost_usd DESC""",
         key="tool_reliability",
         title="Tool reliability",
         kind="table",
-        sql=f"""SELECT tool_name, sum(calls) AS calls, sum(successes) / sum(calls) AS success_rate,
-       sum(failures) AS failures, sum(timeouts) AS timeouts,
+        sql=f"""SELECT tool_name, sum(calls) AS tool_calls, sum(successes) / sum(calls) AS success_rate,
+       sum(failures) AS failed_calls, sum(timeouts) AS timed_out_calls,
        sum(p95_latency_ms * calls) / sum(calls) AS p95_latency_ms
 FROM marts.mart_tool_reliability_hourly
 WHERE $__timeFilter(hour) AND {IN_WORKSPACE}

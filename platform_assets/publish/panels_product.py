@@ -44,7 +44,7 @@ WHERE {_DAY} AND workspace_id = {WORKSPACE}""",
         key="signup_funnel",
         title="Signup funnel",
         kind="barchart",
-        sql=f"""SELECT step_name, sum(users) AS users,
+        sql=f"""SELECT step_name, sum(users) AS step_users,
        sum(users) / first_value(sum(users)) OVER (ORDER BY step) AS conversion_from_first
 FROM marts.mart_signup_funnel_daily
 WHERE {_DAY}

@@ -1,0 +1,129 @@
+"""Every panel's and variable's SQL on the real ClickHouse of the session stack, with marts built
+for this folder's days (conftest.publish_marts), as the read-only grafana user; the check fails
+on a broken panel."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from platform_assets.publish import alerts
+from platform_assets.publish.assets import build_dashboard_asset
+from platform_assets.publish.checks import build_panel_check, run_dashboard_queries
+from platform_assets.publish.dashboards import DASHBOARDS, spec_by_uid
+from platform_assets.publish.resources import GrafanaResource
+from platform_assets.resources import ClickHouseResource
+
+# Panels with rows on this folder's days. The others read data those days do not have: retention,
+# orders and MRR come from the app's users/orders/subscriptions (CDC), which these tests leave to
+# the product-mart tests; the health panels read live state and dead letters (30-day TTL).
+EXPECTED_ROWS = {
+    "platform-product-analytics": {"$workspace", "active_users", "stickiness", "signup_funnel", "sessions"},
+    "platform-agent-telemetry": {
+        "$workspace", "latency_p50", "latency_p95", "latency_p99", "error_rate_per_call", "error_rate_per_trace",
+        "tokens_by_model", "cost_by_model_workspace", "tool_reliability", "slo_burn", "error_budget", "throughput",
+    },
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def grafana_reader(clickhouse) -> ClickHouseResource:
+    """The read-only user Grafana logs in as (generated users.xml of the embedded stack)."""
+    grafana = GrafanaResource(
+        clickhouse_user=os.environ["GRAFANA_CLICKHOUSE_USER"],
+        clickhouse_password=os.environ["GRAFANA_CLICKHOUSE_PASSWORD"],
+    )
+    return grafana.reader(clickhouse)
+
+
+@pytest.mark.parametrize("uid", [s.uid for s in DASHBOARDS])
+def test_every_panel_runs_as_the_grafana_user(publish_marts, grafana_reader, uid: str) -> None:
+    with grafana_reader.client() as ch:
+        results = run_dashboard_queries(ch, spec_by_uid(uid), publish_marts)
+    problems = {r.key: r.problem for r in results if not r.ok}
+    assert not problems, problems
+    with_rows = {r.key for r in results if r.rows}
+    assert EXPECTED_ROWS.get(uid, set()) <= with_rows, f"no rows: {EXPECTED_ROWS[uid] - with_rows}"
+
+
+def test_workspace_variable_lists_the_workspaces_and_filters(publish_marts, grafana_reader) -> None:
+    spec = spec_by_uid("platform-agent-telemetry")
+    from platform_assets.publish.macros import Expansion, expand
+
+    with grafana_reader.client() as ch:
+        (var,) = spec.variables
+        names = {r[0] for r in ch.query(expand(var.sql, Expansion(publish_marts))).result_rows}
+        assert {"ws_1", "ws_2", "ws_3"} <= names
+        panel = next(p for p in spec.panels if p.key == "cost_by_model_workspace")
+        one = ch.query(expand(panel.sql, Expansion(publish_marts, {"workspace": "ws_2"}))).result_rows
+        assert one and {r[0] for r in one} == {"ws_2"}
+
+
+def test_grafana_user_is_read_only_and_sees_no_payloads(publish_marts, grafana_reader) -> None:
+    with grafana_reader.client() as ch:
+        for sql in (
+            "CREATE TABLE marts.grafana_probe (a UInt8) ENGINE = Memory",
+            "SELECT raw_message FROM dead_letter.kafka_messages LIMIT 1",
+            "SELECT context FROM raw.agent_events LIMIT 1",
+            "SELECT * FROM raw.product_events LIMIT 1",
+        ):
+            with pytest.raises(Exception, match="(?i)privileges|readonly|ACCESS_DENIED"):
+                ch.query(sql)
+        # Row policy: the raw events it may read are the last day's only (the history is 82+ days old).
+        old = ch.query("SELECT count() FROM raw.agent_events WHERE occurred_at < now() - INTERVAL 2 DAY").result_rows
+        assert old[0][0] == 0
+
+
+def test_check_fails_on_a_broken_panel_and_passes_on_the_real_ones(publish_marts, clickhouse, tmp_path) -> None:
+    spec = spec_by_uid("platform-agent-telemetry")
+    broken_sql = replace(spec.panels[0], sql=spec.panels[0].sql.replace("p50_latency_ms", "no_such_column"))
+    empty_sql = replace(spec.panels[1], sql=spec.panels[1].sql.replace("GROUP BY", "AND 0 GROUP BY"))
+    broken = replace(spec, panels=(broken_sql, empty_sql, *spec.panels[2:]))
+    with clickhouse.client() as ch:
+        results = {r.key: r for r in run_dashboard_queries(ch, broken, publish_marts)}
+    assert not results["latency_p50"].ok and "no_such_column" in results["latency_p50"].problem
+    assert not results["latency_p95"].ok and "no rows although" in results["latency_p95"].problem
+    assert all(r.ok for k, r in results.items() if k not in ("latency_p50", "latency_p95"))
+
+    # Through Dagster: the check on the broken dashboard fails and names the panel.
+    grafana = GrafanaResource(files_dir=str(tmp_path))
+    result = materialize(
+        [build_dashboard_asset(broken), build_panel_check(broken, days=90)],
+        resources={"grafana": grafana, "clickhouse": clickhouse},
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert set(evaluation.metadata["failed"].value) == {"latency_p50", "latency_p95"}
+    assert evaluation.metadata["rows_per_panel"].value["throughput"] > 0
+
+
+@pytest.mark.parametrize("uid", [s.uid for s in DASHBOARDS])
+def test_dagster_check_passes_over_the_last_30_days(publish_marts, clickhouse, tmp_path, uid: str) -> None:
+    spec = spec_by_uid(uid)
+    grafana = GrafanaResource(
+        clickhouse_user=os.environ["GRAFANA_CLICKHOUSE_USER"],
+        clickhouse_password=os.environ["GRAFANA_CLICKHOUSE_PASSWORD"],
+        files_dir=str(tmp_path),
+    )
+    result = materialize(
+        [build_dashboard_asset(spec), build_panel_check(spec)],
+        resources={"grafana": grafana, "clickhouse": clickhouse},
+        instance=DagsterInstance.ephemeral(),
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed, evaluation.metadata["failed"].value
+    assert set(evaluation.metadata["rows_per_panel"].value) >= {p.key for p in spec.panels}
+
+
+@pytest.mark.parametrize("spec", alerts.ALERTS, ids=lambda a: a.uid)
+def test_alert_rule_sql_runs_as_the_grafana_user(publish_marts, grafana_reader, spec) -> None:
+    with grafana_reader.client() as ch:
+        meta = json.loads(ch.raw_query(spec.sql + "\nFORMAT JSON"))["meta"]
+    # It runs and ends in the number Grafana reduces; rows depend on what arrived in the last minutes.
+    assert meta and meta[-1]["type"].removeprefix("Nullable(").startswith(("Float", "UInt", "Int", "Decimal")), meta
