@@ -14,6 +14,9 @@ from platform_assets.ingest import sensors as ingest_sensors
 from platform_assets.ingest.resources import IngestResource
 from platform_assets.ops import assets as ops_assets
 from platform_assets.ops import checks as ops_checks
+from platform_assets.publish.assets import build_publish_assets
+from platform_assets.publish.checks import build_panel_checks
+from platform_assets.publish.resources import build_grafana_resource
 from platform_assets.resources import build_resources
 from platform_assets.transform import assets as transform_assets
 from platform_assets.transform import jobs as transform_jobs
@@ -31,6 +34,7 @@ defs = Definitions(
         cdc_assets.source_replication,
         cdc_assets.cdc_replica,
         transform_assets.dbt_models,
+        *build_publish_assets(),
     ],
     asset_checks=[
         ops_checks.clickhouse_schema_in_sync,
@@ -39,6 +43,7 @@ defs = Definitions(
         cdc_checks.replica_tables_checks,
         *ingest_checks.consumer_lag_checks,
         ingest_checks.new_dead_letters,
+        *build_panel_checks(),
     ],
     jobs=[cdc_jobs.cdc_heartbeat_job, cdc_jobs.cdc_repair_drift, *transform_jobs.JOBS],
     schedules=[cdc_jobs.cdc_heartbeat_schedule, *transform_jobs.SCHEDULES],
@@ -52,5 +57,6 @@ defs = Definitions(
         "cdc": build_cdc_resource(),
         "ingest": IngestResource(),
         "dbt": build_dbt_resource(),
+        "grafana": build_grafana_resource(),
     },
 )
