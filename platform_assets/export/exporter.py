@@ -8,10 +8,11 @@ rows, schema), cross-check against what ClickHouse says it wrote, write the mani
 from __future__ import annotations
 
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from string import Template
 
@@ -23,6 +24,7 @@ from platform_assets.export.target import MANIFEST_NAME, Target
 
 EXPORT_SQL = Template((Path(__file__).parent / "sql" / "export_day.sql").read_text())
 PART_DIGITS = 5
+TTL_DAYS = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)", re.DOTALL)
 
 
 class ExportError(RuntimeError):
@@ -58,6 +60,29 @@ def source_columns(client: Client, table: ExportTable) -> tuple[list[tuple[str, 
     return [(str(n), str(t)) for n, t in columns], str(found[0][0])
 
 
+def ttl_days(client: Client, table: ExportTable) -> int | None:
+    """The table's row TTL in days, from its definition (raw tables: 90), or None."""
+    query = client.query(
+        "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+        parameters={"db": table.database, "name": table.name},
+    ).result_rows
+    found = TTL_DAYS.search(str(query[0][0])) if query else None
+    return int(found.group(1)) if found else None
+
+
+def guard_expired(client: Client, target: Target, table: ExportTable, day: date, day_prefix: str) -> None:
+    """Refuse to replace an existing export of a day the TTL has begun to drop: the re-run
+    would write what is left (often nothing) over the only complete copy."""
+    ttl = ttl_days(client, table)
+    if ttl is None or day > datetime.now(UTC).date() - timedelta(days=ttl):
+        return
+    if any(o.key.endswith(MANIFEST_NAME) for o in target.list_objects(day_prefix)):
+        raise ExportError(
+            f"{table.database}.{table.name} keeps {ttl} days: {day} is past it and its rows are being dropped; "
+            f"the export at {target.location(day_prefix)} is kept (delete it by hand to re-export)"
+        )
+
+
 def count_day(client: Client, table: ExportTable, day: date) -> int:
     sql = f"SELECT count() FROM {table.qualified} WHERE {table.day_expr} = toDate('{day.isoformat()}')"
     return int(client.query(sql).result_rows[0][0])
@@ -86,6 +111,7 @@ def export_day(
 ) -> ExportResult:
     started = time.monotonic()
     columns, sort_key = source_columns(client, table)
+    guard_expired(client, target, table, day, day_prefix)
     parts = max(1, math.ceil(count_day(client, table, day) / rows_per_object))
     deleted = target.delete_prefix(day_prefix)
     query_id = f"export-{uuid.uuid4()}"

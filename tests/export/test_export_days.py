@@ -307,6 +307,20 @@ def test_summary_reads_the_manifests(seeded, clickhouse, s3, export):
     assert out["tables"]["raw.agent_events"][D0.isoformat()]["objects"] == 3
 
 
+def test_a_day_past_the_ttl_keeps_its_export(seeded, clickhouse, s3, export, target):
+    """raw.agent_events keeps 90 days: re-exporting an older day would overwrite the only
+    complete copy with what is left, so the asset refuses while that day has a manifest."""
+    t = table("raw.agent_events")
+    old = TODAY - timedelta(days=95)
+    manifest_key = export.day_prefix(t, old) + MANIFEST_NAME
+    target.write(manifest_key, b"{}")
+    result = run([t], old, clickhouse, s3, export)
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert "keeps 90 days" in str(failure.event_specific_data.error)
+    assert target.read(manifest_key) == b"{}"  # left alone
+
+
 def test_local_target_writes_below_the_configured_directory(export, target_name):
     if target_name != "local":
         pytest.skip("local target only")
