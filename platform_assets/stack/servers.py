@@ -583,10 +583,9 @@ class Stack:
         env = {
             "PLATFORM_ENV": "local",
             "PLATFORM_STACK_DIR": str(self.cfg.root),
-            # The collector's signing key (id "local") and user-id hash key for this stack.
+            # The collector's signing key (id "local") for this stack.
             "COLLECTOR_HMAC_KEYS": f"local:{creds.collector_hmac_secret}",
-            "COLLECTOR_HASH_KEY": creds.collector_hash_key,
-            # dbt's keyed hash of user identifiers in staging (macros/keyed_hash.sql).
+            # Keys the user-id hash, at the collector and in dbt staging (identity.py).
             "USER_HASH_KEY": creds.user_hash_key,
         }
         for server in self.servers.values():

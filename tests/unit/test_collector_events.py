@@ -79,14 +79,14 @@ def test_protect_drops_pii_and_hashes_the_user():
 def test_collector_config_fails_at_load_naming_the_setting(monkeypatch):
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     monkeypatch.setenv("COLLECTOR_HMAC_KEYS", "k1:short")
-    monkeypatch.setenv("COLLECTOR_HASH_KEY", "0123456789abcdef")
+    monkeypatch.setenv("USER_HASH_KEY", "0123456789abcdef")
     with pytest.raises(ValueError, match="COLLECTOR_HMAC_KEYS entry 'k1'"):
         CollectorConfig.from_env()
     monkeypatch.setenv("COLLECTOR_HMAC_KEYS", "k1:0123456789abcdef,k2:fedcba9876543210")
-    monkeypatch.setenv("COLLECTOR_HASH_KEY", "")
-    with pytest.raises(ValueError, match="COLLECTOR_HASH_KEY"):
+    monkeypatch.setenv("USER_HASH_KEY", "")
+    with pytest.raises(ValueError, match="USER_HASH_KEY"):
         CollectorConfig.from_env()
-    monkeypatch.setenv("COLLECTOR_HASH_KEY", "0123456789abcdef")
+    monkeypatch.setenv("USER_HASH_KEY", "0123456789abcdef")
     assert set(CollectorConfig.from_env().hmac_keys) == {"k1", "k2"}
 
 

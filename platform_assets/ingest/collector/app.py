@@ -52,7 +52,7 @@ class CollectorConfig:
     @classmethod
     def from_env(cls) -> CollectorConfig:
         """``COLLECTOR_HMAC_KEYS`` = ``id1:secret1,id2:secret2`` (several ids allow rotation);
-        ``COLLECTOR_HASH_KEY`` keys the user-id hash; both required."""
+        ``USER_HASH_KEY`` keys the user-id hash (shared with dbt); both required."""
         raw_keys = os.environ.get("COLLECTOR_HMAC_KEYS", "")
         keys = {}
         for item in filter(None, (p.strip() for p in raw_keys.split(","))):
@@ -62,9 +62,9 @@ class CollectorConfig:
             keys[key_id] = secret.encode()
         if not keys:
             raise ValueError("COLLECTOR_HMAC_KEYS is empty: set at least one id:secret")
-        hash_key = os.environ.get("COLLECTOR_HASH_KEY", "")
+        hash_key = os.environ.get("USER_HASH_KEY", "")
         if len(hash_key) < 16:
-            raise ValueError("COLLECTOR_HASH_KEY must be set (16+ chars): it keys the user-id hash")
+            raise ValueError("USER_HASH_KEY must be set (16+ chars): it keys the user-id hash")
         drop = os.environ.get("COLLECTOR_PII_DROP_KEYS")
         return cls(
             bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
