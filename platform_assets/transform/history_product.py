@@ -357,7 +357,10 @@ class _Builder:
 
     def build(self) -> ProductHistory:
         rng, hist = self.rng, self.hist
-        signup_span = max(1, self.days - 10)  # cohorts end before the week of "today"
+        # Signups (step 1 plus up to 8 days to complete) end at least 8 days before the last
+        # history day, i.e. 10 days before "today": no cohort reaches the current week, where
+        # other code on a shared stack writes users stamped "now".
+        signup_span = max(1, self.days - 17)
         activity: list[tuple[int, str, float, datetime]] = []
         for i in range(N_USERS):
             uid = BASE_ID + i
