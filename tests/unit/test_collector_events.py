@@ -137,3 +137,11 @@ def test_actor_hash_cache_matches_hmac_and_stays_bounded():
     expected = {a: hmac.new(b"key", a.encode(), hashlib.sha256).hexdigest()[:32] for a in "abcdefg"}
     assert {a: hasher(a) for a in "abcdefgabc"} == expected
     assert len(hasher._cache) <= 3
+
+
+def test_token_counts_beyond_uint32_are_rejected_not_wrapped():
+    # raw.agent_events stores tokens as UInt32: 2**33 would land silently wrapped.
+    assert len(validate([good(input_tokens=2**32 - 1)])) == 1
+    with pytest.raises(BatchError) as err:
+        validate([good(), good(output_tokens=2**33)])
+    assert err.value.errors == ["events[1].output_tokens: expected an integer from 0 to 4294967295"]

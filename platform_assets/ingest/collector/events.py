@@ -22,6 +22,7 @@ PRODUCT_TYPES = {
 UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 STRINGS = ("session_id", "actor_id", "source", "model", "provider", "prompt_hash", "error_type", "tool_name", "status")
 INTEGERS = ("input_tokens", "output_tokens")
+UINT32_MAX = 2**32 - 1  # the raw tables store token counts as UInt32: larger values would wrap
 NUMBERS = ("latency_ms", "unit_cost_input", "unit_cost_output")
 OBJECTS = ("context", "properties")
 
@@ -65,7 +66,9 @@ def _looks_valid(ev: Any) -> bool:
         return False
     for name, value in ev.items():
         allowed = FAST_TYPES.get(name)
-        if allowed is not None and (type(value) not in allowed or (allowed is NON_NEGATIVE and value < 0)):
+        if allowed is not None and (
+            type(value) not in allowed or (allowed is NON_NEGATIVE and not 0 <= value <= UINT32_MAX)
+        ):
             return False
     return True
 
@@ -89,8 +92,10 @@ def _event_errors(i: int, ev: Any) -> list[str]:
         if name in ev and ev[name] is not None and not isinstance(ev[name], str):
             errors.append(f"events[{i}].{name}: expected a string")
     for name in INTEGERS:
-        if name in ev and not (isinstance(ev[name], int) and not isinstance(ev[name], bool) and ev[name] >= 0):
-            errors.append(f"events[{i}].{name}: expected a non-negative integer")
+        if name in ev and not (
+            isinstance(ev[name], int) and not isinstance(ev[name], bool) and 0 <= ev[name] <= UINT32_MAX
+        ):
+            errors.append(f"events[{i}].{name}: expected an integer from 0 to {UINT32_MAX}")
     for name in NUMBERS:
         if name in ev and not (isinstance(ev[name], int | float) and not isinstance(ev[name], bool)):
             errors.append(f"events[{i}].{name}: expected a number")
