@@ -8,6 +8,9 @@ from platform_assets.cdc import checks as cdc_checks
 from platform_assets.cdc import jobs as cdc_jobs
 from platform_assets.cdc import sensors as cdc_sensors
 from platform_assets.cdc.resources import build_cdc_resource
+from platform_assets.export import assets as export_assets
+from platform_assets.export import checks as export_checks
+from platform_assets.export.resources import build_export_resource
 from platform_assets.ingest import assets as ingest_assets
 from platform_assets.ingest import checks as ingest_checks
 from platform_assets.ingest import sensors as ingest_sensors
@@ -35,6 +38,7 @@ defs = Definitions(
         cdc_assets.cdc_replica,
         transform_assets.dbt_models,
         *build_publish_assets(),
+        *export_assets.EXPORT_ASSETS,
     ],
     asset_checks=[
         ops_checks.clickhouse_schema_in_sync,
@@ -44,6 +48,7 @@ defs = Definitions(
         *ingest_checks.consumer_lag_checks,
         ingest_checks.new_dead_letters,
         *build_panel_checks(),
+        *export_checks.EXPORT_CHECKS,
     ],
     jobs=[cdc_jobs.cdc_heartbeat_job, cdc_jobs.cdc_repair_drift, *transform_jobs.JOBS],
     schedules=[cdc_jobs.cdc_heartbeat_schedule, *transform_jobs.SCHEDULES],
@@ -58,5 +63,6 @@ defs = Definitions(
         "ingest": IngestResource(),
         "dbt": build_dbt_resource(),
         "grafana": build_grafana_resource(),
+        "export": build_export_resource(),
     },
 )

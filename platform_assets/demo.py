@@ -22,6 +22,8 @@ from platform_assets.stack.servers import Stack
 
 SUMMARY_PATH = Path(os.environ.get("PLATFORM_SUMMARY_PATH") or REPO_ROOT / ".platform" / "demo-summary.json")
 UI_PORT = 3000
+DEMO_DAYS = 7  # history days before today that the demo loads, transforms and exports
+LATER_GROUPS = ("export", "publish", "report")  # read the marts: run after the transforms
 
 
 def prepare_dagster_home() -> Path:
@@ -39,10 +41,11 @@ def run_all_assets() -> dict[str, Any]:
     from platform_assets.transform.assets import dbt_models
 
     started = time.monotonic()
-    # Every asset and check except the dbt models (daily-partitioned: see demo_transform),
-    # with the resources from definitions.
+    # Every asset and check upstream of the dbt models (those are daily-partitioned: see
+    # demo_transform); exports and publication read the marts, so they run after them.
     graph = defs.resolve_asset_graph()
-    keys = (AssetSelection.all() - AssetSelection.assets(dbt_models)).resolve(graph)
+    later = AssetSelection.assets(dbt_models) | AssetSelection.groups(*LATER_GROUPS)
+    keys = (AssetSelection.all() - later).resolve(graph)
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=keys)
     result = job.execute_in_process(
         instance=DagsterInstance.get(),
@@ -91,7 +94,7 @@ def demo_ingest() -> dict[str, Any]:
     return ingest_summary(res["kafka"], res["clickhouse"])
 
 
-def demo_transform(days: int = 7) -> dict[str, Any]:
+def demo_transform(days: int = DEMO_DAYS) -> dict[str, Any]:
     """Loads a week of history (product, orders and subscriptions in Postgres through CDC, agent
     spans and events in the raw tables) and materializes every dbt model for those days and
     today in one single-run backfill, recorded in the local instance (visible in the UI)."""
@@ -131,6 +134,67 @@ def demo_transform(days: int = 7) -> dict[str, Any]:
         "dbt_tests": len(result.get_asset_check_evaluations()),
         "failed_checks": failed_checks,
         "marts": mart_rows(res["clickhouse"], start, today),
+    }
+
+
+def demo_export(days: int = DEMO_DAYS) -> dict[str, Any]:
+    """Exports the raw tables and daily marts of the finished demo days (one run per day, as
+    the UI's partition runs do), each with its read-back check."""
+    from dagster import DagsterInstance
+
+    from platform_assets.definitions import defs
+    from platform_assets.export.resources import build_export_resource
+    from platform_assets.export.summary import export_summary, run_exports
+    from platform_assets.resources import resources_from_env
+
+    today = datetime.now(UTC).date()
+    day_list = [today - timedelta(days=n) for n in range(days, 0, -1)]
+    started = time.monotonic()
+    runs = run_exports(defs, day_list, DagsterInstance.get(), tags={"platform/source": "platform-demo"})
+    summary = export_summary(build_export_resource(), resources_from_env()["s3"], day_list)
+    tables = summary["tables"]
+    return {
+        **runs,
+        "seconds": round(time.monotonic() - started, 2),
+        "objects": sum(d["objects"] for t in tables.values() for d in t.values()),
+        "rows": sum(d["rows"] for t in tables.values() for d in t.values()),
+        **summary,
+    }
+
+
+def demo_publish() -> dict[str, Any]:
+    """Publication assets (dashboards, alert rules; pushed to Grafana only where GRAFANA_URL
+    is set) with the check that runs every panel's SQL on the marts just built."""
+    from dagster import AssetSelection, DagsterInstance
+
+    from platform_assets.definitions import defs
+    from platform_assets.publish.resources import GrafanaResource
+    from platform_assets.publish.summary import grafana_summary
+
+    graph = defs.resolve_asset_graph()
+    keys = AssetSelection.groups("publish").resolve(graph)
+    checks = {k for k in graph.asset_check_keys if k.asset_key in keys}
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=keys, asset_check_selection=checks)
+    result = job.execute_in_process(
+        instance=DagsterInstance.get(), raise_on_error=False, tags={"platform/source": "platform-demo"}
+    )
+    published = {
+        e.asset_key.to_user_string(): e.materialization.metadata["published"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key and "published" in e.materialization.metadata
+    }
+    return {
+        # What was generated (the assets above did any publishing: no second push here).
+        **grafana_summary(grafana=GrafanaResource()),
+        "run_id": result.run_id,
+        "success": result.success,
+        "checks": {
+            f"{c.asset_key.to_user_string()}:{c.check_name}": "passed" if c.passed else f"failed ({c.severity.value})"
+            for c in result.get_asset_check_evaluations()
+        },
+        "published": bool(published) and all(published.values()),
+        "published_assets": published,
+        "grafana_url": os.environ.get("GRAFANA_URL") or None,
     }
 
 
@@ -178,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["cdc"] = demo_cdc()
         summary["ingest"] = demo_ingest()
         summary["transform"] = demo_transform()
+        summary["export"] = demo_export()
+        summary["grafana"] = demo_publish()
     SUMMARY_PATH.parent.mkdir(parents=True, exist_ok=True)
     SUMMARY_PATH.write_text(json.dumps(summary, indent=2, default=str))
 
@@ -186,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     ingest_ok = summary.get("ingest", {}).get("all_landed", False)
     transform = summary.get("transform", {})
     transform_ok = transform.get("success", False) and not any("(ERROR)" in c for c in transform["failed_checks"])
+    export_ok = summary.get("export", {}).get("success", False)
+    grafana = summary.get("grafana", {})
+    publish_ok = grafana.get("success", False) and not any("(ERROR)" in v for v in grafana.get("checks", {}).values())
     ok = (
         run["success"]
         and all(s["healthy"] for s in summary["servers"].values())
@@ -194,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         and cdc_ok
         and ingest_ok
         and transform_ok
+        and export_ok
+        and publish_ok
     )
     print(f"\nSummary written to {SUMMARY_PATH}")
     print(f"Open the Dagster UI: DAGSTER_HOME={dagster_home} {summary['ui']}  ->  http://127.0.0.1:{UI_PORT}")

@@ -110,6 +110,34 @@ class ClickHouseServer(Server):
             "clickhouse_tcp": self.cfg.ports["clickhouse_tcp"],
         }
 
+    def up(self) -> str:
+        result = super().up()
+        users = self.home / "users.xml"
+        if result == "running" and (not users.exists() or users.read_text() != self._users_text()):
+            # Users added by a newer version (e.g. the read-only grafana user): this server
+            # reads users.xml only at start (SYSTEM RELOAD USERS has no effect), so restart.
+            self.down()
+            require_free_ports(self.name, self.ports())
+            self._start()
+            return "restarted (new users)"
+        return result
+
+    def _users_text(self) -> str:
+        c = self.creds
+        return (
+            (TEMPLATES / "clickhouse-users.xml")
+            .read_text()
+            .format(
+                admin_user=c.clickhouse_user,
+                admin_password_sha256=hashlib.sha256(c.clickhouse_password.encode()).hexdigest(),
+                grafana_user=c.grafana_clickhouse_user,
+                grafana_password_sha256=hashlib.sha256(c.grafana_clickhouse_password.encode()).hexdigest(),
+            )
+        )
+
+    def _write_users(self) -> None:
+        (self.home / "users.xml").write_text(self._users_text())
+
     def _write_config(self) -> None:
         c = self.creds
         users = self.home / "users.xml"
@@ -123,16 +151,7 @@ class ClickHouseServer(Server):
                 users_xml=users,
             )
         )
-        users.write_text(
-            (TEMPLATES / "clickhouse-users.xml")
-            .read_text()
-            .format(
-                admin_user=c.clickhouse_user,
-                admin_password_sha256=hashlib.sha256(c.clickhouse_password.encode()).hexdigest(),
-                grafana_user=c.grafana_clickhouse_user,
-                grafana_password_sha256=hashlib.sha256(c.grafana_clickhouse_password.encode()).hexdigest(),
-            )
-        )
+        self._write_users()
         server = {
             "http_port": self.cfg.ports["clickhouse_http"],
             "tcp_port": self.cfg.ports["clickhouse_tcp"],

@@ -107,6 +107,20 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
     assert expected_marts <= set(marts)
     assert all(marts[m] > 0 for m in expected_marts), marts
 
+    # Exports: every raw table and daily mart of each finished demo day, read back by the check.
+    export = summary["export"]
+    assert export["success"] and export["target"] == "local", export["runs"]
+    assert len(export["runs"]) == 7 and export["objects"] > 0
+    agent_days = export["tables"]["raw.agent_events"]
+    assert len(agent_days) == 7 and all(d["rows"] > 0 for d in agent_days.values())
+
+    # Grafana: dashboards and alert rules generated (no GRAFANA_URL here), every panel's SQL ran.
+    grafana = summary["grafana"]
+    assert grafana["success"] and grafana["published"] is False
+    assert len(grafana["dashboards"]) == 3 and len(grafana["alert_rules"]) == 5
+    assert grafana["committed_files_stale"] == []
+    assert grafana["checks"] and set(grafana["checks"].values()) == {"passed"}, grafana["checks"]
+
     # The runs landed in the local instance, so the UI shows them.
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
     for run_id in (summary["dagster"]["run_id"], transform["run_id"]):
