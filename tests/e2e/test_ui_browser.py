@@ -5,10 +5,12 @@ checked in ClickHouse. Screenshots of every step go to test-artifacts/ui/."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -141,6 +143,8 @@ def dagster_ui(stack, tmp_path_factory) -> Iterator[str]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: webserver, daemon, code server, run workers
+            # Ctrl-C stops it cleanly; a parent started in the background may pass SIGINT on as ignored.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             url = f"http://127.0.0.1:{port}"
@@ -148,7 +152,10 @@ def dagster_ui(stack, tmp_path_factory) -> Iterator[str]:
             stop_schedules_and_sensors(url)
             yield url
         finally:
-            stop_pid(proc.pid, timeout=20)
+            os.killpg(proc.pid, signal.SIGINT)  # dagster dev shuts its services down on Ctrl-C
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)
+            stop_pid(proc.pid, timeout=10)  # whatever is left of the group: SIGTERM, then SIGKILL
 
 
 def shot(page: Page, step: str) -> None:
