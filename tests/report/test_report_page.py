@@ -23,6 +23,7 @@ from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.report.assets import daily_report
 from platform_assets.report.charts import PANELS
 from platform_assets.report.data import KPIS
+from platform_assets.report.summary import report_summary
 from platform_assets.stack.config import REPO_ROOT
 from platform_assets.transform.history_agents import load_agent_history
 from platform_assets.transform.summary import wait_replica_caught_up
@@ -223,3 +224,9 @@ def test_day_without_data_renders_the_no_data_page(res, built, tmp_path, monkeyp
     assert 'id="no-data"' in page and f"No data for {EMPTY_DAY.isoformat()}" in page
     assert "<img" not in page
     assert (tmp_path / EMPTY_DAY.isoformat() / "index.html").is_file()
+
+
+def test_report_summary_for_the_demo(res, built, tmp_path):
+    summary = report_summary(res["clickhouse"], DAY, root=tmp_path)
+    assert summary["has_data"] is True and summary["kpis"]["dau"] == 50 and len(summary["charts"]) == 6
+    assert summary["path"] == str(tmp_path / DAY.isoformat() / "index.html") and summary["url"].startswith("file://")
