@@ -20,6 +20,7 @@ from platform_assets.ops import checks as ops_checks
 from platform_assets.publish.assets import build_publish_assets
 from platform_assets.publish.checks import build_panel_checks
 from platform_assets.publish.resources import build_grafana_resource
+from platform_assets.report import assets as report_assets
 from platform_assets.resources import build_resources
 from platform_assets.transform import assets as transform_assets
 from platform_assets.transform import jobs as transform_jobs
@@ -39,6 +40,7 @@ defs = Definitions(
         transform_assets.dbt_models,
         *build_publish_assets(),
         *export_assets.EXPORT_ASSETS,
+        report_assets.daily_report,
     ],
     asset_checks=[
         ops_checks.clickhouse_schema_in_sync,

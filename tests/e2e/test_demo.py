@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
@@ -27,6 +28,7 @@ def fresh_stack_dir():
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.timeout(2700)  # two whole demo runs (servers, traffic, a week of dbt, exports, report)
 def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_path):
     root, ports = fresh_stack_dir
     summary_path = tmp_path / "demo-summary.json"
@@ -37,12 +39,14 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
         **{f"PLATFORM_{name.upper()}_PORT": str(port) for name, port in ports.items()},
         "PLATFORM_SUMMARY_PATH": str(summary_path),
         "DAGSTER_HOME": str(home),
+        "EXPORT_LOCAL_DIR": str(tmp_path / "exports"),
+        "REPORT_DIR": str(tmp_path / "reports"),
     }
     first = None
     # Twice, as a user would: the first run starts everything from nothing, the second reuses it.
     for _ in range(2):
         proc = subprocess.run(
-            [sys.executable, "-m", "platform_assets.demo"], env=env, capture_output=True, text=True, timeout=600
+            [sys.executable, "-m", "platform_assets.demo"], env=env, capture_output=True, text=True, timeout=1200
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         first = first or json.loads(summary_path.read_text())
@@ -110,6 +114,7 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
     # Exports: every raw table and daily mart of each finished demo day, read back by the check.
     export = summary["export"]
     assert export["success"] and export["target"] == "local", export["runs"]
+    assert str(tmp_path / "exports") in export["location"]
     assert len(export["runs"]) == 7 and export["objects"] > 0
     agent_days = export["tables"]["raw.agent_events"]
     assert len(agent_days) == 7 and all(d["rows"] > 0 for d in agent_days.values())
@@ -120,6 +125,13 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
     assert len(grafana["dashboards"]) == 3 and len(grafana["alert_rules"]) == 5
     assert grafana["committed_files_stale"] == []
     assert grafana["checks"] and set(grafana["checks"].values()) == {"passed"}, grafana["checks"]
+
+    # The report: yesterday's page with its charts, linked from the asset's metadata.
+    report = summary["report"]
+    assert report["success"] and report["has_data"] and report["charts"] >= 4
+    page = Path(report["path"])
+    assert page.is_relative_to(tmp_path / "reports") and page.name == "index.html" and page.stat().st_size > 10_000
+    assert report["kpis"]["dau"] > 0
 
     # The runs landed in the local instance, so the UI shows them.
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
