@@ -6,9 +6,20 @@
 
 {#- `col` (a Date or DateTime) falls in the window, widened by whole days on either side
     (models that look back, such as trailing 30-day active users, read earlier days). -#}
+{#- A side without its var is left open: widening the defaults would leave the Date range
+    (toDate('1970-01-01') - 1 wraps to 2149-06-06, toDate('2199-12-31') is 2149-06-06 and
+    + 1 wraps to 1970-01-01), which made a run without vars select nothing. -#}
 {% macro in_window(col, days_before=0, days_after=0) -%}
+    {% if var('min_date', none) is not none -%}
     toDate({{ col }}) >= toDate('{{ window_min() }}') - {{ days_before }}
-    AND toDate({{ col }}) < toDate('{{ window_max() }}') + {{ days_after }}
+    {%- else -%}
+    1
+    {%- endif %}
+    AND {% if var('max_date', none) is not none -%}
+    toDate({{ col }}) < toDate('{{ window_max() }}') + {{ days_after }}
+    {%- else -%}
+    1
+    {%- endif %}
 {%- endmacro %}
 
 {#- pre_hook of every daily-partitioned incremental model: drop exactly the window's
