@@ -4,12 +4,11 @@
     order_by='(day)',
     pre_hook="{{ replace_window() }}",
     tags=['daily'],
-    query_settings={'max_partitions_per_insert_block': 0},
 ) }}
 -- Grain: one row per day of the window, from the first subscription's start day up to
 -- today (UTC): the state at the end of the day. MRR uses each subscription's current plan.
 -- (A run without vars writes one partition per day since the first subscription, often more
--- than the server's default limit of 100 per INSERT: the limit is lifted for this model.)
+-- than the server's default limit of 100 per INSERT: dbt_project.yml lifts it for all models.)
 WITH subs AS (
     SELECT
         round(mrr_usd * 100) AS mrr_cents,
