@@ -165,8 +165,9 @@ def shot(page: Page, step: str) -> None:
 def goto_until(page: Page, url: str, ready_text: str, attempts: int = 6) -> None:
     """Open a page, reloading until ``ready_text`` shows (the UI can race the code location)."""
     for attempt in range(attempts):
-        page.goto(url, timeout=60_000, wait_until="domcontentloaded")
         try:
+            # goto itself can fail (e.g. a navigation the UI starts at the same moment).
+            page.goto(url, timeout=60_000, wait_until="domcontentloaded")
             page.get_by_text(ready_text, exact=True).first.wait_for(timeout=20_000)
             return
         except Exception:  # noqa: BLE001 - retried below; the last attempt raises
@@ -215,8 +216,9 @@ def test_materialize_one_partition_from_the_ui(dagster_ui, raw_day, clickhouse):
             shot(page, "03-mart-lineage")
 
             page.get_by_role("button", name="Materialize all…").click()
-            dialog = page.get_by_role("dialog")
-            expect(dialog).to_contain_text("Partition selection")
+            # The launch dialog by its content: the newsletter dialog can open at the same moment.
+            dialog = page.get_by_role("dialog").filter(has_text="Partition selection")
+            expect(dialog).to_be_visible(timeout=UI_TIMEOUT_MS)
             partitions = dialog.get_by_placeholder("No matching partitions")
             partitions.fill(DAY.isoformat())
             partitions.press("Enter")

@@ -46,4 +46,3 @@ FULL OUTER JOIN active ON cost.day = active.day AND cost.workspace_id = active.w
 LEFT JOIN active_cost AS ac
     ON ac.day = if(cost.day = toDate(0), active.day, cost.day)
    AND ac.workspace_id = if(cost.workspace_id = '', active.workspace_id, cost.workspace_id)
-SETTINGS join_use_nulls = 0
