@@ -19,6 +19,7 @@ active AS (
     SELECT day, workspace_id, dau AS active_users
     FROM {{ ref('mart_active_users_daily') }}
     WHERE {{ in_window('day') }} AND workspace_id != '__all__'
+      AND dau > 0  -- rows with no activity that day (kept there for wau/mau) are not activity
 ),
 active_cost AS (
     -- spend of users who also had a product event that day in the same workspace
