@@ -59,46 +59,31 @@ def _scheduled(context: ScheduleEvaluationContext) -> datetime:
     return at
 
 
-@schedule(
-    job=transform_intraday_job,
-    cron_schedule="*/5 * * * *",
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,  # marts stay fresh as soon as `dagster dev` runs
-)
-def transform_every_5_minutes(context: ScheduleEvaluationContext):
-    busy = busy_reason(context, transform_intraday_job.name)
-    if busy:
-        return busy
-    at = _scheduled(context)
-    return RunRequest(run_key=f"intraday:{at.isoformat()}", partition_key=day_key(at))
+def day_schedule(name: str, job, cron: str, days_back: int = 0):
+    """A schedule of one day's partition (today, or ``days_back`` days before the tick) that
+    skips while a run of the same job is queued or running."""
+
+    @schedule(
+        name=name,
+        job=job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,  # marts stay fresh as soon as `dagster dev` runs
+    )
+    def _day_schedule(context: ScheduleEvaluationContext):
+        busy = busy_reason(context, job.name)
+        if busy:
+            return busy
+        at = _scheduled(context)
+        day = day_key(at, days_back)
+        return RunRequest(run_key=f"{name}:{day}:{at.isoformat()}", partition_key=day)
+
+    return _day_schedule
 
 
-@schedule(
-    job=transform_daily_job,
-    cron_schedule="0 * * * *",
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-)
-def transform_hourly(context: ScheduleEvaluationContext):
-    busy = busy_reason(context, transform_daily_job.name)
-    if busy:
-        return busy
-    at = _scheduled(context)
-    return RunRequest(run_key=f"hourly:{at.isoformat()}", partition_key=day_key(at))
-
-
-@schedule(
-    job=transform_daily_job,
-    cron_schedule="30 0 * * *",
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-)
-def transform_previous_day(context: ScheduleEvaluationContext):
-    busy = busy_reason(context, transform_daily_job.name)
-    if busy:
-        return busy
-    at = _scheduled(context)
-    return RunRequest(run_key=f"daily:{day_key(at, 1)}:{at.isoformat()}", partition_key=day_key(at, 1))
+transform_every_5_minutes = day_schedule("transform_every_5_minutes", transform_intraday_job, "*/5 * * * *")
+transform_hourly = day_schedule("transform_hourly", transform_daily_job, "0 * * * *")
+transform_previous_day = day_schedule("transform_previous_day", transform_daily_job, "30 0 * * *", days_back=1)
 
 
 SCHEDULES = [transform_every_5_minutes, transform_hourly, transform_previous_day]

@@ -6,7 +6,6 @@ modules write "now" on the shared stack never reaches the days these tests asser
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -14,11 +13,11 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, materialize
 
-from platform_assets.cdc import replica, source
 from platform_assets.cdc.assets import app_schema, build_replica_asset, source_replication
 from platform_assets.cdc.resources import configured_tables
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
+from platform_assets.transform.summary import wait_replica_caught_up
 
 HISTORY_DAYS = 35
 HISTORY_END = datetime.now(UTC).date() - timedelta(days=2)  # last history day (inclusive)
@@ -38,18 +37,6 @@ def platform_ready(stack, clickhouse, postgres, kafka, cdc) -> dict[str, Any]:
     return res
 
 
-def wait_replica_caught_up(postgres, clickhouse, cdc, timeout: float = 60.0) -> None:
-    """Writes a CDC heartbeat and waits until ClickHouse shows it: every earlier commit is in."""
-    with postgres.connect() as conn:
-        beat_ms = int(source.write_heartbeat(conn).timestamp() * 1000)
-        conn.commit()
-    deadline = time.monotonic() + timeout
-    with clickhouse.client() as ch:
-        while (replica.heartbeat_seen_ms(ch, cdc.replica_database) or 0) < beat_ms:
-            assert time.monotonic() < deadline, "CDC replica did not catch up"
-            time.sleep(0.05)
-
-
 def window(start: date, end_inclusive: date) -> dict[str, str]:
     """dbt vars for the days start..end_inclusive (max_date is exclusive)."""
     return {"min_date": start.isoformat(), "max_date": (end_inclusive + timedelta(days=1)).isoformat()}
@@ -65,7 +52,7 @@ def history_window() -> tuple[date, date]:
 def replica_caught_up(platform_ready) -> Callable[[], None]:
     """Call it after writing to Postgres: returns once the CDC replica has every commit."""
     res = platform_ready
-    return lambda: wait_replica_caught_up(res["postgres"], res["clickhouse"], res["cdc"])
+    return lambda: wait_replica_caught_up(res["postgres"], res["clickhouse"], res["cdc"].replica_database, 60.0)
 
 
 @pytest.fixture(scope="session")
