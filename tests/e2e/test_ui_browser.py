@@ -215,10 +215,17 @@ def test_materialize_one_partition_from_the_ui(dagster_ui, raw_day, clickhouse):
                        "stg_kafka__agent_events")  # fmt: skip
             shot(page, "03-mart-lineage")
 
-            page.get_by_role("button", name="Materialize all…").click()
-            # The launch dialog by its content: the newsletter dialog can open at the same moment.
+            # The launch dialog by its content. The newsletter dialog can open at the same moment,
+            # and skipping it can close the launch dialog too: then open the launch dialog again.
             dialog = page.get_by_role("dialog").filter(has_text="Partition selection")
-            expect(dialog).to_be_visible(timeout=UI_TIMEOUT_MS)
+            for attempt in range(3):
+                page.get_by_role("button", name="Materialize all…").click()
+                try:
+                    expect(dialog).to_be_visible(timeout=15_000)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
             partitions = dialog.get_by_placeholder("No matching partitions")
             partitions.fill(DAY.isoformat())
             partitions.press("Enter")
