@@ -49,6 +49,7 @@ def collector(stack, clickhouse, kafka):
         max_body_bytes=256 * 1024,
         max_batch_events=500,
         ack_timeout_s=3.0,
+        max_message_bytes=64 * 1024,  # small, so splitting and the per-event limit are exercised
     )
     with RunningCollector(cfg) as running:
         yield running.url
@@ -192,6 +193,74 @@ def test_oversize_is_413_and_schema_error_is_422_naming_the_field(collector):
     errors = resp.json()["errors"]
     assert "events[1].event_id: expected a UUID, got 'nope'" in errors
     assert "events[1].input_tokens: expected an integer from 0 to 4294967295" in errors
+
+
+def test_an_event_no_kafka_message_can_carry_is_413_naming_it_and_produces_nothing(collector, kafka):
+    before = high_watermarks(kafka)
+    batch = [agent_event("ws_huge"), agent_event("ws_huge", context={"pad": "x" * 100_000}), agent_event("ws_huge")]
+    resp = post_batch(collector, batch)
+    assert resp.status_code == 413, resp.text
+    (error,) = resp.json()["errors"]
+    assert error.startswith(f"events[1] ({batch[1]['event_id']}): ") and "65536-byte message limit" in error
+    time.sleep(1)
+    assert high_watermarks(kafka) == before
+
+
+def messages_on_topic(kafka, topic: str, key: bytes, spans: int, timeout=30) -> list[bytes]:
+    """The values of the messages keyed ``key``, read until they hold ``spans`` spans."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": f"t-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and sum(m.count(b'"spanId"') for m in found) < spans:
+            msg = consumer.poll(1.0)
+            if msg is not None and not msg.error() and msg.key() == key:
+                found.append(msg.value())
+    finally:
+        consumer.close()
+    return found
+
+
+def test_a_trace_export_over_the_message_limit_is_split_and_every_span_lands(collector, kafka, clickhouse):
+    trace_id = uuid.uuid4().hex
+    spans = [
+        {
+            "traceId": trace_id,
+            "spanId": f"{i + 1:016x}",
+            "name": f"tool_call {i}",
+            "kind": 1,
+            "startTimeUnixNano": str(time.time_ns()),
+            "endTimeUnixNano": str(time.time_ns() + 5_000_000),
+            "attributes": [{"key": "note", "value": {"stringValue": "y" * 250}}],
+        }
+        for i in range(400)
+    ]  # about 160 KB of spans (under the 256 KiB body limit): at least three 64 KiB messages
+    body = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "big-export"}}]},
+                "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}],
+            }
+        ]
+    }
+    resp = requests.post(f"{collector}/v1/traces", json=body, timeout=30)
+    assert resp.status_code == 200, resp.text
+    messages = messages_on_topic(kafka, "otlp_spans", trace_id.encode(), spans=400)
+    assert len(messages) >= 3 and all(len(m) <= 64 * 1024 for m in messages)
+    on_topic = [
+        s for m in messages for rs in json.loads(m)["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]
+    ]
+    assert [s["spanId"] for s in on_topic] == [s["spanId"] for s in spans]  # all, once, in order
+    sql = f"SELECT count(), uniqExact(span_id), any(service) FROM raw.spans WHERE trace_id = '{trace_id}'"
+    assert wait_rows(clickhouse, sql, (400, 400, "big-export")) == (400, 400, "big-export")
 
 
 def spans_on_topic(kafka, trace_id: str, timeout=30) -> list[dict]:

@@ -17,6 +17,7 @@ from platform_assets.ingest.collector.events import (
     _looks_valid,
     actor_hasher,
     encode_rows,
+    oversized,
     pack,
     protect,
     sign,
@@ -145,3 +146,11 @@ def test_token_counts_beyond_uint32_are_rejected_not_wrapped():
     with pytest.raises(BatchError) as err:
         validate([good(), good(output_tokens=2**33)])
     assert err.value.errors == ["events[1].output_tokens: expected an integer from 0 to 4294967295"]
+
+
+def test_an_event_too_large_for_any_message_is_named_by_index():
+    batch = [good(), good(context={"pad": "x" * 5000}), good()]
+    rows = encode_rows(batch, frozenset(), actor_hasher(b"key"))
+    (error,) = oversized(batch, rows, max_bytes=4096)
+    assert error.startswith(f"events[1] ({batch[1]['event_id']}): ") and "over the 4096-byte message limit" in error
+    assert oversized(batch, rows, max_bytes=8192) == []

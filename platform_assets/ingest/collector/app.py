@@ -47,6 +47,7 @@ class CollectorConfig:
     queue_max_kbytes: int = 64 * 1024
     # Events travel as newline-delimited JSON rows, several per Kafka message (ClickHouse's
     # JSONEachRow reads them all); well under librdkafka's 1,000,000-byte message.max.bytes.
+    # A trace export over it is split into several OTLP documents; one event or span over it is 413.
     max_message_bytes: int = 512 * 1024
 
     @classmethod
@@ -203,9 +204,13 @@ def build_app(cfg: CollectorConfig) -> Starlette:
             return JSONResponse({"error": str(exc)}, status_code=400)
         spans = otlp.span_count(payload)
         if spans:
-            key = (otlp.first_trace_id(payload) or "").encode() or None
             try:
-                await sink.send([(SPANS_TOPIC, key, orjson.dumps(payload))])
+                messages = otlp.to_messages(payload, cfg.max_message_bytes)
+            except otlp.SpanTooLarge as exc:
+                metrics.inc("rejected_requests")
+                return JSONResponse({"error": str(exc)}, status_code=413)
+            try:
+                await sink.send([(SPANS_TOPIC, key, value) for key, value in messages])
             except Unavailable as exc:
                 return unavailable(str(exc))
         metrics.inc("spans_accepted", spans)
@@ -239,6 +244,10 @@ def build_app(cfg: CollectorConfig) -> Starlette:
         if len(batch) > cfg.max_batch_events:
             return JSONResponse({"error": f"batch of {len(batch)} events over {cfg.max_batch_events}"}, status_code=413)
         rows = ev.encode_rows(batch, cfg.drop_keys, hasher)
+        too_big = ev.oversized(batch, rows, cfg.max_message_bytes)
+        if too_big:
+            metrics.inc("rejected_requests")
+            return JSONResponse({"errors": too_big}, status_code=413)
         messages = [
             (topic, key, value)
             for topic, topic_rows in rows.items()

@@ -177,9 +177,21 @@ def encode_rows(
     return by_topic
 
 
+def oversized(batch: list[dict[str, Any]], rows: dict[str, list[tuple[str, bytes]]], max_bytes: int) -> list[str]:
+    """One error per event whose row alone is over ``max_bytes`` (no Kafka message could carry
+    it), naming its index and id: the request is refused as a whole (413)."""
+    sizes = {event_id: len(row) for topic_rows in rows.values() for event_id, row in topic_rows}
+    return [
+        f"events[{i}] ({event['event_id']}): {sizes[event['event_id']]} bytes as a row, "
+        f"over the {max_bytes}-byte message limit"
+        for i, event in enumerate(batch)
+        if sizes.get(event["event_id"], 0) > max_bytes
+    ]
+
+
 def pack(rows: list[tuple[str, bytes]], max_bytes: int) -> list[tuple[bytes, bytes]]:
-    """Rows into newline-delimited messages of at most ``max_bytes`` (a single larger row is a
-    message of its own), keyed by their first event's id: ``[(key, value), ...]``."""
+    """Rows into newline-delimited messages of at most ``max_bytes`` (rows over it are refused
+    before, by ``oversized``), keyed by their first event's id: ``[(key, value), ...]``."""
     messages: list[tuple[bytes, bytes]] = []
     chunk: list[bytes] = []
     key, size = "", 0

@@ -9,6 +9,7 @@ import copy
 import json
 from typing import Any
 
+import orjson
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -18,6 +19,10 @@ ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
 class OtlpError(ValueError):
     """The payload is not a valid OTLP ExportTraceServiceRequest."""
+
+
+class SpanTooLarge(ValueError):
+    """One span (with its resource and scope) is over the Kafka message limit."""
 
 
 def _spans(request: dict[str, Any]):
@@ -70,3 +75,43 @@ def span_count(request: dict[str, Any]) -> int:
 
 def first_trace_id(request: dict[str, Any]) -> str | None:
     return next((s.get("traceId") for s in _spans(request)), None)
+
+
+def to_messages(request: dict[str, Any], max_bytes: int) -> list[tuple[bytes | None, bytes]]:
+    """The request as Kafka messages ``[(key, value), ...]`` of at most ``max_bytes`` each, keyed
+    by their first trace id. A request that fits is one message, as the Collector's exporter
+    writes it; a larger one is split into requests of one resource and scope each, spans in order."""
+    whole = orjson.dumps(request)
+    if len(whole) <= max_bytes:
+        return [(_key(request), whole)]
+    messages: list[tuple[bytes | None, bytes]] = []
+    for rs in request.get("resourceSpans", []):
+        resource = {k: v for k, v in rs.items() if k != "scopeSpans"}
+        for ss in rs.get("scopeSpans", []):
+            scope = {k: v for k, v in ss.items() if k != "spans"}
+
+            def wrap(spans: list[dict[str, Any]], resource=resource, scope=scope) -> dict[str, Any]:
+                return {"resourceSpans": [{**resource, "scopeSpans": [{**scope, "spans": spans}]}]}
+
+            overhead = len(orjson.dumps(wrap([])))
+            chunk: list[dict[str, Any]] = []
+            size = overhead
+            for span in ss.get("spans", []):
+                span_bytes = len(orjson.dumps(span)) + 1  # the comma between spans
+                if overhead + span_bytes > max_bytes:
+                    raise SpanTooLarge(
+                        f"span {span.get('spanId', '?')} of trace {span.get('traceId', '?')}: "
+                        f"{overhead + span_bytes} bytes, over the {max_bytes}-byte message limit"
+                    )
+                if chunk and size + span_bytes > max_bytes:
+                    messages.append((_key(wrap(chunk)), orjson.dumps(wrap(chunk))))
+                    chunk, size = [], overhead
+                chunk.append(span)
+                size += span_bytes
+            if chunk:
+                messages.append((_key(wrap(chunk)), orjson.dumps(wrap(chunk))))
+    return messages
+
+
+def _key(request: dict[str, Any]) -> bytes | None:
+    return (first_trace_id(request) or "").encode() or None
