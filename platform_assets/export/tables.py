@@ -45,6 +45,7 @@ MART_TABLES = (
     ExportTable("marts", "fct_sessions", "session_date"),
     ExportTable("marts", "mart_active_users_daily", "day"),
     ExportTable("marts", "mart_agent_metrics_1m", "toDate(minute)"),
+    ExportTable("marts", "mart_agent_metrics_1h", "toDate(hour)"),
     ExportTable("marts", "mart_llm_daily", "day"),
     ExportTable("marts", "mart_cost_daily", "day"),
     ExportTable("marts", "mart_orders_daily", "day"),

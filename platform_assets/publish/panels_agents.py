@@ -2,6 +2,11 @@
 
 Per-minute percentiles cannot be merged exactly; over a longer bucket the panels show the
 calls-weighted mean of the per-minute percentiles and say so in the description.
+
+Time series over LLM calls read two resolutions: mart_agent_metrics_1m for ranges up to two
+days, mart_agent_metrics_1h (the hours' own exact percentiles) beyond. Both halves are in one
+UNION ALL; the half whose range condition is false reads no part (ClickHouse folds the constant
+condition), so a 30-day view scans hours, not 1.8 M minute rows (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -11,13 +16,34 @@ from platform_assets.publish.panels import IN_WORKSPACE, DashboardSpec, PanelSpe
 WORKSPACE_VARIABLE = VariableSpec(
     name="workspace",
     label="Workspace",
-    sql="SELECT DISTINCT workspace_id FROM marts.mart_agent_metrics_1m "
-    "WHERE $__timeFilter(minute) ORDER BY workspace_id",
+    # The hour mart (a tenth of the minute rows); the hour holding the range's start counts too.
+    sql="SELECT DISTINCT workspace_id FROM marts.mart_agent_metrics_1h "
+    "WHERE hour >= toStartOfHour($__fromTime) AND hour <= $__toTime ORDER BY workspace_id",
 )
 
 _MINUTES = "$__timeFilter(minute)"
 _DAY = "$__dateFilter(day)"
-_WEIGHTED = "calls-weighted mean of the per-minute percentile over each bucket"
+_WEIGHTED = (
+    "calls-weighted mean of the per-minute percentile over each bucket (per-hour percentile for ranges over two days)"
+)
+MINUTES_UP_TO_S = 2 * 86_400  # longest range read at minute resolution
+_SHORT_RANGE = f"dateDiff('second', $__fromTime, $__toTime) <= {MINUTES_UP_TO_S}"
+
+
+def _two_resolutions(select: str, group: str) -> str:
+    """``SELECT time, <select> ... GROUP BY time, <group>`` from the minute mart for short
+    ranges and from the hour mart otherwise; the two marts share their column names."""
+    halves = [
+        f"""SELECT $__timeInterval({col}) AS time, {select}
+FROM marts.{table}
+WHERE {cond} AND $__timeFilter({col}) AND {IN_WORKSPACE}
+GROUP BY time, {group}"""
+        for col, table, cond in (
+            ("minute", "mart_agent_metrics_1m", _SHORT_RANGE),
+            ("hour", "mart_agent_metrics_1h", f"NOT {_SHORT_RANGE}"),
+        )
+    ]
+    return f"SELECT * FROM (\n{halves[0]}\nUNION ALL\n{halves[1]}\n)\nORDER BY time"
 
 
 def _latency(q: str) -> PanelSpec:
@@ -26,12 +52,7 @@ def _latency(q: str) -> PanelSpec:
         title=f"{q} latency by model",
         kind="timeseries",
         format="time_series",
-        sql=f"""SELECT $__timeInterval(minute) AS time, model,
-       sum({q}_latency_ms * calls) / sum(calls) AS {q}_ms
-FROM marts.mart_agent_metrics_1m
-WHERE {_MINUTES} AND {IN_WORKSPACE}
-GROUP BY time, model
-ORDER BY time""",
+        sql=_two_resolutions(f"model, sum({q}_latency_ms * calls) / sum(calls) AS {q}_ms", "model"),
         source="marts.mart_agent_metrics_1m",
         rows_filter=_MINUTES,
         unit="ms",
@@ -71,11 +92,7 @@ PANELS = (
         title="Tokens by model",
         kind="timeseries",
         format="time_series",
-        sql=f"""SELECT $__timeInterval(minute) AS time, model, sum(input_tokens + output_tokens) AS tokens
-FROM marts.mart_agent_metrics_1m
-WHERE {_MINUTES} AND {IN_WORKSPACE}
-GROUP BY time, model
-ORDER BY time""",
+        sql=_two_resolutions("model, sum(input_tokens + output_tokens) AS tokens", "model"),
         source="marts.mart_agent_metrics_1m",
         rows_filter=_MINUTES,
         unit="short",
@@ -84,16 +101,17 @@ ORDER BY time""",
         key="cost_by_model_workspace",
         title="Cost by model and workspace (USD)",
         kind="table",
+        # mart_llm_daily (one row per day, workspace, model, provider), not the per-user
+        # mart_cost_daily: 30 days of the latter are millions of rows (0.8 s, docs/benchmarks.md).
         sql=f"""SELECT workspace_id, model, sum(calls) AS calls, sum(input_tokens) AS input_tokens,
-       sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd,
-       uniqExact(user_hash) AS users
-FROM marts.mart_cost_daily
+       sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd
+FROM marts.mart_llm_daily
 WHERE {_DAY} AND {IN_WORKSPACE}
 GROUP BY workspace_id, model
 ORDER BY cost_usd DESC""",
-        source="marts.mart_cost_daily",
+        source="marts.mart_llm_daily",
         rows_filter=_DAY,
-        description="Span cost from the list prices in dbt/seeds/model_prices.csv.",
+        description="Cost the agents report with each llm_call event (tokens times their unit prices).",
     ),
     PanelSpec(
         key="tool_reliability",
@@ -140,11 +158,7 @@ WHERE {_DAY} AND {IN_WORKSPACE}""",
         title="Throughput: LLM calls by service",
         kind="timeseries",
         format="time_series",
-        sql=f"""SELECT $__timeInterval(minute) AS time, service, sum(calls) AS calls
-FROM marts.mart_agent_metrics_1m
-WHERE {_MINUTES} AND {IN_WORKSPACE}
-GROUP BY time, service
-ORDER BY time""",
+        sql=_two_resolutions("service, sum(calls) AS calls", "service"),
         source="marts.mart_agent_metrics_1m",
         rows_filter=_MINUTES,
         description="LLM calls per time bucket (the bucket grows with the time range).",

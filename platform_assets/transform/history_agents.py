@@ -244,17 +244,23 @@ class AgentHistory:
     def _events(self, event_type: str) -> list[Event]:
         return [e for e in self.events if e.event_type == event_type]
 
-    # ---- mart_agent_metrics_1m -------------------------------------------------------------
+    # ---- mart_agent_metrics_1m and _1h ------------------------------------------------------
     def metrics_1m(self) -> dict[tuple, dict[str, Any]]:
+        return self._call_metrics(60_000)
+
+    def metrics_1h(self) -> dict[tuple, dict[str, Any]]:
+        return self._call_metrics(3_600_000)
+
+    def _call_metrics(self, bucket_ms: int) -> dict[tuple, dict[str, Any]]:
         roots = self._roots()
         groups: dict[tuple, list[Span]] = defaultdict(list)
         for s in self.spans:
             model = s.attributes.get("gen_ai.request.model", "")
             if s.attributes.get("gen_ai.operation.name") != "chat" and not model:
                 continue
-            minute = ms_to_datetime(s.start_ms // 60_000 * 60_000)
+            bucket = ms_to_datetime(s.start_ms // bucket_ms * bucket_ms)
             agent = roots[s.trace_id].attributes.get("gen_ai.agent.name", "") if s.trace_id in roots else ""
-            groups[(minute, s.tenant, s.service, agent, model)].append(s)
+            groups[(bucket, s.tenant, s.service, agent, model)].append(s)
         out = {}
         for key, spans in groups.items():
             lat = [float(s.end_ms - s.start_ms) for s in spans]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from dagster import DagsterInstance, materialize
@@ -127,3 +129,41 @@ def test_alert_rule_sql_runs_as_the_grafana_user(publish_marts, grafana_reader, 
         meta = json.loads(ch.raw_query(spec.sql + "\nFORMAT JSON"))["meta"]
     # It runs and ends in the number Grafana reduces; rows depend on what arrived in the last minutes.
     assert meta and meta[-1]["type"].removeprefix("Nullable(").startswith(("Float", "UInt", "Int", "Decimal")), meta
+
+
+def test_call_panels_read_minutes_up_to_two_days_and_hours_beyond(publish_marts, clickhouse) -> None:
+    """The two halves of a call panel: a one-day range is served by the minute mart, the folder's
+    four days by the hour mart, each with every call of its range and without scanning the other."""
+    from platform_assets.publish.dashboards import ALL_VALUE
+    from platform_assets.publish.macros import Expansion, TimeRange, expand
+
+    panel = next(p for p in spec_by_uid("platform-agent-telemetry").panels if p.key == "throughput")
+    day = publish_marts.start + timedelta(days=1)
+    cases = [
+        (TimeRange(day, day + timedelta(days=1)), "mart_agent_metrics_1m", "minute"),
+        (publish_marts, "mart_agent_metrics_1h", "hour"),
+    ]
+    with clickhouse.client() as ch:
+        for time_range, mart, column in cases:
+            tag = f"panel-test-{uuid.uuid4().hex}"
+            sql = expand(panel.sql, Expansion(time_range, {"workspace": ALL_VALUE}))
+            rows = ch.query(sql, settings={"log_comment": tag}).result_rows
+            bounds = {"lo": time_range.start.replace(tzinfo=None), "hi": time_range.end.replace(tzinfo=None)}
+            calls, mart_rows = ch.query(
+                f"SELECT sum(calls), count() FROM marts.{mart} "
+                f"WHERE {column} BETWEEN {{lo:DateTime}} AND {{hi:DateTime}}",
+                parameters=bounds,
+            ).result_rows[0]
+            assert calls > 0 and sum(r[2] for r in rows) == calls, mart
+            partitions = ch.query(
+                f"SELECT count() FROM marts.{mart} WHERE toDate({column}) BETWEEN toDate({{lo:DateTime}}) "
+                f"AND toDate({{hi:DateTime}})",
+                parameters=bounds,
+            ).result_rows[0][0]
+            ch.command("SYSTEM FLUSH LOGS")
+            (read_rows,) = ch.query(
+                "SELECT read_rows FROM system.query_log WHERE log_comment = {tag:String} AND type = 'QueryFinish'",
+                parameters={"tag": tag},
+            ).result_rows[0]
+            # At most the partitions of its own mart: the other half read nothing.
+            assert mart_rows <= read_rows <= partitions, (mart, read_rows, mart_rows, partitions)

@@ -23,6 +23,7 @@ from platform_assets.transform import history_agents as ha
 SEED = 20261
 MODELS = [
     "mart_agent_metrics_1m",
+    "mart_agent_metrics_1h",
     "mart_llm_daily",
     "mart_tool_reliability_hourly",
     "mart_trace_errors_daily",
@@ -33,6 +34,20 @@ MODELS = [
 SHAPES: dict[str, tuple[list[str], list[str]]] = {
     "mart_agent_metrics_1m": (
         ["minute", "workspace_id", "service", "agent_name", "model"],
+        [
+            "calls",
+            "errors",
+            "error_rate",
+            "p50_latency_ms",
+            "p95_latency_ms",
+            "p99_latency_ms",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+        ],
+    ),
+    "mart_agent_metrics_1h": (
+        ["hour", "workspace_id", "service", "agent_name", "model"],
         [
             "calls",
             "errors",
@@ -76,6 +91,7 @@ SHAPES: dict[str, tuple[list[str], list[str]]] = {
 }
 TIME_COLUMN = {
     "mart_agent_metrics_1m": "toDate(minute)",
+    "mart_agent_metrics_1h": "toDate(hour)",
     "mart_tool_reliability_hourly": "toDate(hour)",
 }
 
@@ -177,6 +193,23 @@ def test_llm_daily_latency_percentiles_tokens_cost(ch, agent_history):
 
 def test_minute_metrics_p50_p95_p99_and_list_price_cost(ch, agent_history):
     check(ch, agent_history, "mart_agent_metrics_1m", agent_history.metrics_1m())
+
+
+def test_hour_metrics_are_the_hours_own_percentiles_and_the_minutes_sums(ch, agent_history):
+    check(ch, agent_history, "mart_agent_metrics_1h", agent_history.metrics_1h())
+    # Additive figures agree with the minute mart, hour by hour, on the server.
+    diff = ch.query(
+        "SELECT count() FROM (SELECT toStartOfHour(minute) AS hour, workspace_id, service, agent_name, model, "
+        "sum(calls) AS calls, sum(errors) AS errors, sum(input_tokens) AS tin, sum(output_tokens) AS tout "
+        "FROM marts.mart_agent_metrics_1m WHERE workspace_id IN {ws:Array(String)} "
+        "GROUP BY hour, workspace_id, service, agent_name, model) AS m "
+        "FULL OUTER JOIN (SELECT hour, workspace_id, service, agent_name, model, calls, errors, "
+        "input_tokens AS tin, output_tokens AS tout FROM marts.mart_agent_metrics_1h "
+        "WHERE workspace_id IN {ws:Array(String)}) AS h USING (hour, workspace_id, service, agent_name, model) "
+        "WHERE (m.calls, m.errors, m.tin, m.tout) != (h.calls, h.errors, h.tin, h.tout)",
+        parameters={"ws": agent_history.workspaces},
+    ).result_rows[0][0]
+    assert diff == 0
 
 
 def test_p95_per_model_and_day_from_spans_equals_numpy(ch, agent_history):
@@ -397,6 +430,7 @@ def test_late_span_and_event_appear_after_rerun_of_their_day(ch, agent_history, 
         assert (changed != unchanged) == (m != "mart_slo_daily"), m  # no run finished late
     for model, expected in (
         ("mart_agent_metrics_1m", ext.metrics_1m()),
+        ("mart_agent_metrics_1h", ext.metrics_1h()),
         ("mart_llm_daily", ext.llm_daily()),
         ("mart_tool_reliability_hourly", ext.tool_hourly()),
         ("mart_trace_errors_daily", ext.trace_errors_daily()),
