@@ -104,10 +104,9 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
     marts = transform["marts"]
     expected_marts = {
         "fct_product_events", "fct_sessions", "mart_active_users_daily", "mart_signup_funnel_daily",
-        "mart_retention_weekly", "mart_orders_daily", "mart_mrr_daily", "mart_agent_metrics_1m", "mart_agent_metrics_1h",
-        "mart_llm_daily",
-        "mart_tool_reliability_hourly", "mart_trace_errors_daily", "mart_cost_daily", "mart_slo_daily",
-        "mart_llm_cost_per_active_user_daily",
+        "mart_retention_weekly", "mart_orders_daily", "mart_mrr_daily", "mart_agent_metrics_1m",
+        "mart_agent_metrics_1h", "mart_llm_daily", "mart_tool_reliability_hourly", "mart_trace_errors_daily",
+        "mart_cost_daily", "mart_slo_daily", "mart_llm_cost_per_active_user_daily",
     }  # fmt: skip
     assert expected_marts <= set(marts)
     assert all(marts[m] > 0 for m in expected_marts), marts
