@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
-from confluent_kafka import Consumer
 from dagster import DagsterInstance, materialize
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -206,17 +205,18 @@ def test_an_event_no_kafka_message_can_carry_is_413_naming_it_and_produces_nothi
     assert high_watermarks(kafka) == before
 
 
-def messages_on_topic(kafka, topic: str, key: bytes, spans: int, timeout=30) -> list[bytes]:
-    """The values of the messages keyed ``key``, read until they hold ``spans`` spans."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            "group.id": f"t-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-        }
+def reader_from_start(kafka, topic: str):
+    """A consumer of ``topic`` from its first offset, in a group of its own."""
+    consumer = kafka.consumer(
+        f"t-{uuid.uuid4().hex[:8]}", **{"auto.offset.reset": "earliest", "session.timeout.ms": 6000}
     )
     consumer.subscribe([topic])
+    return consumer
+
+
+def messages_on_topic(kafka, topic: str, key: bytes, spans: int, timeout=30) -> list[bytes]:
+    """The values of the messages keyed ``key``, read until they hold ``spans`` spans."""
+    consumer = reader_from_start(kafka, topic)
     found: list[bytes] = []
     deadline = time.monotonic() + timeout
     try:
@@ -264,15 +264,7 @@ def test_a_trace_export_over_the_message_limit_is_split_and_every_span_lands(col
 
 
 def spans_on_topic(kafka, trace_id: str, timeout=30) -> list[dict]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            "group.id": f"t-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-        }
-    )
-    consumer.subscribe(["otlp_spans"])
+    consumer = reader_from_start(kafka, "otlp_spans")
     found: list[dict] = []
     deadline = time.monotonic() + timeout
     try:

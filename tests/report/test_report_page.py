@@ -118,7 +118,15 @@ def built(res, stack, dbt):
     return agents
 
 
-def page_of(result) -> tuple[str, dict]:
+def render(res, day, out_dir) -> tuple[str, dict]:
+    """Materialize the report for ``day`` into ``out_dir``: its page and its metadata."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REPORT_DIR", str(out_dir))
+        result = materialize(
+            [daily_report], resources={"clickhouse": res["clickhouse"]}, partition_key=day.isoformat(),
+            instance=DagsterInstance.ephemeral(),
+        )  # fmt: skip
+    assert result.success
     (mat,) = result.get_asset_materialization_events()
     md = {k: v.value for k, v in mat.materialization.metadata.items()}
     with open(md["path"], encoding="utf-8") as f:
@@ -128,14 +136,7 @@ def page_of(result) -> tuple[str, dict]:
 @pytest.fixture(scope="module")
 def report(built, res, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REPORT_DIR", str(out))
-        result = materialize(
-            [daily_report], resources={"clickhouse": res["clickhouse"]}, partition_key=DAY.isoformat(),
-            instance=DagsterInstance.ephemeral(),
-        )  # fmt: skip
-    assert result.success
-    page, md = page_of(result)
+    page, md = render(res, DAY, out)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(md["path"], ARTIFACTS / f"{DAY.isoformat()}.html")  # kept for a look after CI
     return {"page": page, "md": md, "dir": out}
@@ -211,14 +212,8 @@ def test_kpis_in_the_page_equal_the_marts(report, res, built):
     assert report["md"]["kpi/dau"] == 50 and report["md"]["kpi/orders"] == 3
 
 
-def test_day_without_data_renders_the_no_data_page(res, built, tmp_path, monkeypatch):
-    monkeypatch.setenv("REPORT_DIR", str(tmp_path))
-    result = materialize(
-        [daily_report], resources={"clickhouse": res["clickhouse"]}, partition_key=EMPTY_DAY.isoformat(),
-        instance=DagsterInstance.ephemeral(),
-    )  # fmt: skip
-    assert result.success
-    page, md = page_of(result)
+def test_day_without_data_renders_the_no_data_page(res, built, tmp_path):
+    page, md = render(res, EMPTY_DAY, tmp_path)
     assert md["has_data"] is False and md["charts"] == 0
     assert not any(k.startswith("kpi/") and v not in (0, 0.0) for k, v in md.items())
     assert 'id="no-data"' in page and f"No data for {EMPTY_DAY.isoformat()}" in page

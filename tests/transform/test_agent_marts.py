@@ -30,35 +30,20 @@ MODELS = [
     "mart_cost_daily",
     "mart_slo_daily",
 ]
+# The value columns of both call-metric marts (one macro, llm_call_metrics, builds them).
+CALL_METRICS = [
+    "calls", "errors", "error_rate", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms",
+    "input_tokens", "output_tokens", "cost_usd",
+]  # fmt: skip
 # mart -> (key columns, value columns), in the order of the record's keys and values
 SHAPES: dict[str, tuple[list[str], list[str]]] = {
     "mart_agent_metrics_1m": (
         ["minute", "workspace_id", "service", "agent_name", "model"],
-        [
-            "calls",
-            "errors",
-            "error_rate",
-            "p50_latency_ms",
-            "p95_latency_ms",
-            "p99_latency_ms",
-            "input_tokens",
-            "output_tokens",
-            "cost_usd",
-        ],
+        CALL_METRICS,
     ),
     "mart_agent_metrics_1h": (
         ["hour", "workspace_id", "service", "agent_name", "model"],
-        [
-            "calls",
-            "errors",
-            "error_rate",
-            "p50_latency_ms",
-            "p95_latency_ms",
-            "p99_latency_ms",
-            "input_tokens",
-            "output_tokens",
-            "cost_usd",
-        ],
+        CALL_METRICS,
     ),
     "mart_llm_daily": (
         ["day", "workspace_id", "model", "provider"],

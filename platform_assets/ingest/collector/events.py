@@ -180,12 +180,16 @@ def encode_rows(
 def oversized(batch: list[dict[str, Any]], rows: dict[str, list[tuple[str, bytes]]], max_bytes: int) -> list[str]:
     """One error per event whose row alone is over ``max_bytes`` (no Kafka message could carry
     it), naming its index and id: the request is refused as a whole (413)."""
-    sizes = {event_id: len(row) for topic_rows in rows.values() for event_id, row in topic_rows}
+    too_big = {
+        event_id: len(row) for topic_rows in rows.values() for event_id, row in topic_rows if len(row) > max_bytes
+    }
+    if not too_big:  # the usual case: no per-event lookup on the request path
+        return []
     return [
-        f"events[{i}] ({event['event_id']}): {sizes[event['event_id']]} bytes as a row, "
+        f"events[{i}] ({event['event_id']}): {too_big[event['event_id']]} bytes as a row, "
         f"over the {max_bytes}-byte message limit"
         for i, event in enumerate(batch)
-        if sizes.get(event["event_id"], 0) > max_bytes
+        if event["event_id"] in too_big
     ]
 
 

@@ -83,17 +83,13 @@ def to_messages(request: dict[str, Any], max_bytes: int) -> list[tuple[bytes | N
     writes it; a larger one is split into requests of one resource and scope each, spans in order."""
     whole = orjson.dumps(request)
     if len(whole) <= max_bytes:
-        return [(_key(request), whole)]
+        return [(_key(first_trace_id(request)), whole)]
     messages: list[tuple[bytes | None, bytes]] = []
     for rs in request.get("resourceSpans", []):
         resource = {k: v for k, v in rs.items() if k != "scopeSpans"}
         for ss in rs.get("scopeSpans", []):
             scope = {k: v for k, v in ss.items() if k != "spans"}
-
-            def wrap(spans: list[dict[str, Any]], resource=resource, scope=scope) -> dict[str, Any]:
-                return {"resourceSpans": [{**resource, "scopeSpans": [{**scope, "spans": spans}]}]}
-
-            overhead = len(orjson.dumps(wrap([])))
+            overhead = len(orjson.dumps(_single(resource, scope, [])))
             chunk: list[dict[str, Any]] = []
             size = overhead
             for span in ss.get("spans", []):
@@ -104,14 +100,19 @@ def to_messages(request: dict[str, Any], max_bytes: int) -> list[tuple[bytes | N
                         f"{overhead + span_bytes} bytes, over the {max_bytes}-byte message limit"
                     )
                 if chunk and size + span_bytes > max_bytes:
-                    messages.append((_key(wrap(chunk)), orjson.dumps(wrap(chunk))))
+                    messages.append((_key(chunk[0].get("traceId")), orjson.dumps(_single(resource, scope, chunk))))
                     chunk, size = [], overhead
                 chunk.append(span)
                 size += span_bytes
             if chunk:
-                messages.append((_key(wrap(chunk)), orjson.dumps(wrap(chunk))))
+                messages.append((_key(chunk[0].get("traceId")), orjson.dumps(_single(resource, scope, chunk))))
     return messages
 
 
-def _key(request: dict[str, Any]) -> bytes | None:
-    return (first_trace_id(request) or "").encode() or None
+def _single(resource: dict[str, Any], scope: dict[str, Any], spans: list[dict[str, Any]]) -> dict[str, Any]:
+    """A request of one resource and one scope holding ``spans``."""
+    return {"resourceSpans": [{**resource, "scopeSpans": [{**scope, "spans": spans}]}]}
+
+
+def _key(trace_id: str | None) -> bytes | None:
+    return (trace_id or "").encode() or None
