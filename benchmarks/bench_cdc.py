@@ -23,17 +23,14 @@ import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from clickhouse_connect.driver.exceptions import DatabaseError
 
-from clickhouse_connect.driver.exceptions import DatabaseError  # noqa: E402
-
-from platform_assets.cdc import replica, source  # noqa: E402
-from platform_assets.cdc.resources import configured_tables  # noqa: E402
-from platform_assets.cdc.simulator import Workload  # noqa: E402
-from platform_assets.resources import resources_from_env  # noqa: E402
-from platform_assets.stack.scratch import scratch_stack  # noqa: E402
+from platform_assets.cdc import replica, source
+from platform_assets.cdc.resources import configured_tables
+from platform_assets.core.resources import resources_from_env
+from platform_assets.stack.scratch import scratch_stack
+from platform_assets.synthetic.app import Workload
 
 DB = "pg_repl"
 BASELINE_DB = "bench_baseline"

@@ -26,17 +26,14 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from platform_assets.export.exporter import export_day  # noqa: E402
-from platform_assets.export.resources import ExportResource  # noqa: E402
-from platform_assets.export.tables import table  # noqa: E402
-from platform_assets.ops.ddl import split_statements  # noqa: E402
-from platform_assets.resources import resources_from_env  # noqa: E402
-from platform_assets.stack.config import REPO_ROOT  # noqa: E402
-from platform_assets.stack.scratch import scratch_stack  # noqa: E402
+from platform_assets.core.paths import ddl_dir
+from platform_assets.core.resources import resources_from_env
+from platform_assets.core.sql import split_statements
+from platform_assets.export.exporter import export_day
+from platform_assets.export.resources import ExportResource
+from platform_assets.export.tables import table
+from platform_assets.stack.scratch import scratch_stack
 
 DAY = datetime.now(UTC).date() - timedelta(days=10)  # inside the 90-day TTL (older rows are dropped)
 ROWS_SQL = """
@@ -72,7 +69,7 @@ FROM numbers({rows})
 
 def create_table(client) -> None:
     """The table exactly as the platform's DDL creates it (the Kafka parts are not needed)."""
-    ddl = (REPO_ROOT / "clickhouse_ddl" / "002_raw_events.sql").read_text()
+    ddl = (ddl_dir() / "002_raw_events.sql").read_text()
     statement = next(s for s in split_statements(ddl) if "raw.agent_events" in s)
     client.command("CREATE DATABASE IF NOT EXISTS raw")
     client.command(statement)

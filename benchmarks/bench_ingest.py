@@ -38,17 +38,14 @@ from pathlib import Path
 
 import requests
 from clickhouse_connect.driver.exceptions import DatabaseError
+from dagster import DagsterInstance, materialize
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dagster import DagsterInstance, materialize  # noqa: E402
-
-from platform_assets.ingest.assets import kafka_topics  # noqa: E402
-from platform_assets.ingest.collector.events import sign  # noqa: E402
-from platform_assets.ops.assets import clickhouse_schema  # noqa: E402
-from platform_assets.resources import resources_from_env  # noqa: E402
-from platform_assets.stack.process import free_port  # noqa: E402
-from platform_assets.stack.scratch import scratch_stack  # noqa: E402
+from platform_assets.core.resources import resources_from_env
+from platform_assets.ingest.assets import kafka_topics
+from platform_assets.ingest.collector.events import sign
+from platform_assets.ops.assets import clickhouse_schema
+from platform_assets.stack.process import free_port
+from platform_assets.stack.scratch import scratch_stack
 
 TEMPLATE = (
     '{{"event_id":"{id}","event_type":"llm_call","occurred_at":"{at}","workspace_id":"ws_{ws}",'

@@ -17,16 +17,13 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from platform_assets.resources import ClickHouseResource, resources_from_env  # noqa: E402
-from platform_assets.stack.scratch import scratch_stack  # noqa: E402
-from platform_assets.stack.servers import Stack  # noqa: E402
+from platform_assets.core.resources import ClickHouseResource, resources_from_env
+from platform_assets.stack.scratch import scratch_stack
+from platform_assets.stack.servers import Stack
 
 TABLE_DDL = (
     "CREATE TABLE {name} (id UInt64, at DateTime64(3, 'UTC'), tenant LowCardinality(String), "

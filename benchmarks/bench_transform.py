@@ -48,21 +48,20 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dagster import DagsterInstance, materialize
 
-from dagster import DagsterInstance, materialize  # noqa: E402
-
-from platform_assets.cdc import replica, source  # noqa: E402
-from platform_assets.cdc.assets import app_schema, build_replica_asset, source_replication  # noqa: E402
-from platform_assets.cdc.resources import CdcResource, configured_tables  # noqa: E402
-from platform_assets.ingest.assets import kafka_topics  # noqa: E402
-from platform_assets.ops.assets import clickhouse_schema  # noqa: E402
-from platform_assets.publish.dashboards import ALL_VALUE, DASHBOARDS  # noqa: E402
-from platform_assets.publish.macros import Expansion, TimeRange, expand  # noqa: E402
-from platform_assets.resources import resources_from_env  # noqa: E402
-from platform_assets.stack.config import REPO_ROOT  # noqa: E402
-from platform_assets.stack.scratch import scratch_stack  # noqa: E402
-from platform_assets.transform.cost import model_costs  # noqa: E402
+from platform_assets.cdc import replica
+from platform_assets.cdc.assets import app_schema, build_replica_asset, source_replication
+from platform_assets.cdc.monitor import wait_caught_up
+from platform_assets.cdc.resources import CdcResource, configured_tables
+from platform_assets.core.paths import dbt_dir
+from platform_assets.core.resources import resources_from_env
+from platform_assets.ingest.assets import kafka_topics
+from platform_assets.ops.assets import clickhouse_schema
+from platform_assets.publish.dashboards import ALL_VALUE, DASHBOARDS
+from platform_assets.publish.macros import Expansion, TimeRange, expand
+from platform_assets.stack.scratch import scratch_stack
+from platform_assets.transform.cost import model_costs
 
 QUERIES_FILE = Path(__file__).with_name("dashboard_queries.sql")
 SPAN_RATIO = 0.5  # spans per agent event
@@ -89,8 +88,11 @@ FEATURES = "['export', 'dashboards', 'alerts', 'sharing']"
 
 
 def keyed_hash(key: str, expr: str) -> str:
-    """The same as dbt's keyed_hash macro and platform_assets.transform.identity.user_hash."""
-    return f"lower(hex(substring(SHA256(concat('{key}', '|', toString({expr}))), 1, 16)))"
+    """dbt's keyed_hash macro as SQL: HMAC-SHA256 keyed by USER_HASH_KEY, first 16 bytes as hex
+    (platform_assets.core.identity.user_hash; tests/core/test_identity.py checks the two agree)."""
+    return (
+        f"if(empty(toString({expr})), '', lower(hex(substring(HMAC('sha256', toString({expr}), '{key}'), 1, 16))))"
+    )
 
 
 def agent_events_sql(day: date, n: int, base: int, users: int, key: str) -> str:
@@ -309,12 +311,7 @@ def load_app(res: dict, env: dict[str, str], end: date, users: int, app_events: 
             while replica.live_count(ch, cdc.replica_database, table) < expected:
                 assert time.monotonic() < deadline, f"replica of {table} did not catch up"
                 time.sleep(0.5)
-        with res["postgres"].connect() as pg:
-            beat_ms = int(source.write_heartbeat(pg).timestamp() * 1000)
-            pg.commit()
-        while (replica.heartbeat_seen_ms(ch, cdc.replica_database) or 0) < beat_ms:
-            assert time.monotonic() < deadline, "replica heartbeat"
-            time.sleep(0.2)
+    wait_caught_up(res["postgres"], res["clickhouse"], cdc.replica_database, max(1.0, deadline - time.monotonic()))
     return {"rows": counts, "seconds": round(time.monotonic() - started, 2)}
 
 
@@ -376,7 +373,7 @@ class Dbt:
         }
 
     def __call__(self, *args: str, vars: dict[str, str] | None = None) -> dict[str, Any]:
-        cmd = [self.exe, *args, "--project-dir", str(REPO_ROOT / "dbt"), "--profiles-dir", str(REPO_ROOT / "dbt")]
+        cmd = [self.exe, *args, "--project-dir", str(dbt_dir()), "--profiles-dir", str(dbt_dir())]
         if vars:
             cmd += ["--vars", json.dumps(vars)]
         load_before = os.getloadavg()[0]

@@ -4,40 +4,37 @@ Every resource reads its settings through ``EnvVar``; this module only decides w
 variables come from. ``local`` (the default) fills in whatever is missing from the embedded
 stack's settings, as ``platform-stack env`` prints them, so ``dagster dev`` works after
 ``platform-stack up`` with no exports. ``docker`` and ``prod`` take the process environment
-as it is and fail at load time, naming each missing variable.
+as it is and fail at load time, naming each missing variable (from the resources' setting
+tables, ``platform_assets.core.settings``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+
+from platform_assets.cdc.resources import CdcResource
+from platform_assets.core.resources import SHARED
+from platform_assets.core.settings import ConfigError, all_vars, missing, required_vars
+from platform_assets.export.resources import ExportResource
+from platform_assets.publish.resources import GrafanaResource
+from platform_assets.stack.config import StackConfig
+from platform_assets.stack.servers import Stack
+from platform_assets.transform.profile import DbtProfile
 
 ENVIRONMENTS = ("local", "docker", "prod")
+__all__ = ["ENVIRONMENTS", "REQUIRED_ENV_VARS", "RESOURCE_CLASSES", "ConfigError", "current", "prepare"]
 
-# Variables the resources read. Grafana settings are optional until the publishing domain.
-REQUIRED_ENV_VARS = (
-    "CLICKHOUSE_HOST",
-    "CLICKHOUSE_HTTP_PORT",
-    "CLICKHOUSE_TCP_PORT",
-    "CLICKHOUSE_USER",
-    "CLICKHOUSE_PASSWORD",
-    "POSTGRES_HOST",
-    "POSTGRES_PORT",
-    "POSTGRES_USER",
-    "POSTGRES_PASSWORD",
-    "POSTGRES_DB",
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "S3_ENDPOINT_URL",
-    "S3_BUCKET",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_REGION",
-    "CDC_REPLICATION_PASSWORD",
-    "USER_HASH_KEY",
-)
-
-
-class ConfigError(RuntimeError):
-    """The environment is incomplete or names an unknown deployment."""
+# Resource key in Definitions -> the class whose SETTINGS table says what it reads.
+RESOURCE_CLASSES: dict[str, type] = {
+    **SHARED,
+    "cdc": CdcResource,
+    "dbt": DbtProfile,
+    "grafana": GrafanaResource,
+    "export": ExportResource,
+}
+REQUIRED_ENV_VARS = tuple(required_vars(RESOURCE_CLASSES.values()))
+ALL_ENV_VARS = tuple(all_vars(RESOURCE_CLASSES.values()))
 
 
 def current() -> str:
@@ -47,16 +44,14 @@ def current() -> str:
     return env
 
 
-def prepare() -> str:
-    """Called once by definitions.py before resources are built."""
+def prepare(resource_classes: Iterable[type] = RESOURCE_CLASSES.values()) -> str:
+    """Called once by definitions.py (and the command-line tools) before resources are built:
+    fills in the embedded stack's settings locally, then checks every required one is set."""
     env = current()
     if env == "local":
-        from platform_assets.stack.config import StackConfig
-        from platform_assets.stack.servers import Stack
-
         for key, value in Stack(StackConfig.from_env()).env().items():
             os.environ.setdefault(key, value)
-    missing = [name for name in REQUIRED_ENV_VARS if not os.environ.get(name)]
-    if missing:
-        raise ConfigError(f"PLATFORM_ENV={env}: missing environment variables: {', '.join(missing)}")
+    absent = missing(resource_classes)
+    if absent:
+        raise ConfigError(f"PLATFORM_ENV={env}: missing environment variables: {', '.join(absent)}")
     return env

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from platform_assets.resources import (
+from platform_assets.core.resources import (
     ClickHouseResource,
     KafkaResource,
     ObjectStoreResource,
     PostgresResource,
     resources_from_env,
 )
-from platform_assets.stack.config import REPO_ROOT
 from platform_assets.stack.scratch import scratch_stack
 from platform_assets.stack.servers import Stack
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")

@@ -16,18 +16,13 @@ from dagster import (
 
 from platform_assets.cdc import replica, source
 from platform_assets.cdc.resources import CdcResource, configured_tables
-from platform_assets.ops.assets import SCHEMA_KEY
-from platform_assets.resources import ClickHouseResource, PostgresResource
+from platform_assets.core.keys import REPLICA_DB_KEY, SCHEMA_KEY, table_key
+from platform_assets.core.resources import ClickHouseResource, PostgresResource
 
 APP_SCHEMA_KEY = AssetKey(["postgres", "app_schema"])
 REPLICATION_KEY = AssetKey(["postgres", "replication"])
-REPLICA_DB_KEY = AssetKey(["clickhouse", "pg_repl"])
 OWNERS = ["team:data-platform"]
 SNAPSHOT_TIMEOUT_S = 300
-
-
-def table_key(table: str) -> AssetKey:
-    return AssetKey(["pg_repl", table])
 
 
 @asset(key=APP_SCHEMA_KEY, group_name="cdc", owners=OWNERS, kinds={"postgres", "sql"})
@@ -107,15 +102,6 @@ def _wait_for_tables(client, database: str, tables: list[str], timeout: float) -
         time.sleep(0.2)
 
 
-def _wait_for_heartbeat(client, database: str, beat_ms: int, timeout: float) -> float:
-    started = time.monotonic()
-    while (replica.heartbeat_seen_ms(client, database) or 0) < beat_ms:
-        if time.monotonic() - started > timeout:
-            raise RuntimeError(f"replica {database}: a heartbeat written on the source did not arrive in {timeout}s")
-        time.sleep(0.05)
-    return round(time.monotonic() - started, 3)
-
-
 def build_replica_asset(tables: list[str]) -> AssetsDefinition:
     """The replica database and one asset per replicated table, for the configured tables."""
 
@@ -167,7 +153,7 @@ def _materialize_replica(
         with postgres.connect(context) as conn:
             beat_ms = int(source.write_heartbeat(conn).timestamp() * 1000)
             conn.commit()
-        streaming_s = _wait_for_heartbeat(client, db, beat_ms, SNAPSHOT_TIMEOUT_S)
+        streaming_s = replica.wait_for_heartbeat(client, db, beat_ms, SNAPSHOT_TIMEOUT_S)
         counts = replica.live_counts(client, db, tables)
     with postgres.connect(context) as conn:
         source_counts = source.source_counts(conn, tables)

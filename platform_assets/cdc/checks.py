@@ -12,11 +12,11 @@ from dagster import (
     multi_asset_check,
 )
 
-from platform_assets.cdc.assets import REPLICA_DB_KEY, table_key
 from platform_assets.cdc.lag import evaluate, parity_tolerance
 from platform_assets.cdc.monitor import read_lag, table_states
 from platform_assets.cdc.resources import CdcResource, configured_tables
-from platform_assets.resources import ClickHouseResource, PostgresResource
+from platform_assets.core.keys import REPLICA_DB_KEY, table_key
+from platform_assets.core.resources import ClickHouseResource, PostgresResource
 
 HEARTBEAT_INTERVAL_S = 60
 

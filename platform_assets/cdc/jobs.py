@@ -15,10 +15,10 @@ from dagster import (
 )
 
 from platform_assets.cdc import replica, source
-from platform_assets.cdc.assets import table_key
 from platform_assets.cdc.monitor import table_states
 from platform_assets.cdc.resources import CdcResource, configured_tables
-from platform_assets.resources import ClickHouseResource, PostgresResource
+from platform_assets.core.keys import table_key
+from platform_assets.core.resources import ClickHouseResource, PostgresResource
 
 PARITY_TIMEOUT_S = 300
 

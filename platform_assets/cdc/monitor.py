@@ -9,7 +9,7 @@ import psycopg
 
 from platform_assets.cdc import replica, source
 from platform_assets.cdc.lag import LagReading
-from platform_assets.resources import ClickHouseResource, PostgresResource
+from platform_assets.core.resources import ClickHouseResource, PostgresResource
 
 
 def read_lag(postgres: PostgresResource, clickhouse: ClickHouseResource, database: str, context=None) -> LagReading:
@@ -87,3 +87,15 @@ def table_states(
         live = replica.live_counts(client, database, tables)
         rep_cols = replica.replica_columns(client, database, tables)
     return {t: TableState(t, counts[t], live[t], src_cols[t], rep_cols[t]) for t in tables}
+
+
+def wait_caught_up(
+    postgres: PostgresResource, clickhouse: ClickHouseResource, database: str = "pg_repl", timeout: float = 120.0
+) -> float:
+    """Writes a CDC heartbeat on the source and waits until the replica shows it: every commit
+    before it has arrived. Returns the seconds it took; raises TimeoutError after ``timeout``."""
+    with postgres.connect() as conn:
+        beat_ms = int(source.write_heartbeat(conn).timestamp() * 1000)
+        conn.commit()
+    with clickhouse.client() as client:
+        return replica.wait_for_heartbeat(client, database, beat_ms, timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
@@ -22,7 +23,7 @@ def ident(name: str) -> str:
 def create_statement(
     database: str, host_port: str, source_database: str, user: str, password: str, tables: list[str]
 ) -> str:
-    from platform_assets.ops.ddl import split_statements
+    from platform_assets.core.sql import split_statements
 
     (statement,) = split_statements(CREATE_SQL.read_text())
     return statement.format(
@@ -85,3 +86,16 @@ def heartbeat_seen_ms(client: Client, database: str) -> int | None:
     ).result_rows
     value, count = rows[0]
     return int(value) if count else None
+
+
+def wait_for_heartbeat(client: Client, database: str, beat_ms: int, timeout: float, poll_s: float = 0.05) -> float:
+    """Waits until the replica shows a heartbeat at or after ``beat_ms``; returns the seconds it took.
+    Raises TimeoutError naming the database when it does not arrive within ``timeout``."""
+    started = time.monotonic()
+    while (heartbeat_seen_ms(client, database) or 0) < beat_ms:
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(
+                f"replica {database}: a heartbeat written on the source did not arrive in {timeout:.0f}s"
+            )
+        time.sleep(poll_s)
+    return round(time.monotonic() - started, 3)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from typing import ClassVar
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from pydantic import Field
 
 from platform_assets.cdc.lag import LagThresholds
 from platform_assets.cdc.source import HEARTBEAT_TABLE
+from platform_assets.core.settings import Setting, wired
 
 DEFAULT_TABLES = "users,orders,subscriptions,events"
 TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -35,6 +37,11 @@ def configured_tables(raw: str | None = None) -> list[str]:
 
 
 class CdcResource(ConfigurableResource):
+    SETTINGS: ClassVar[tuple[Setting, ...]] = (
+        Setting("replication_password", "CDC_REPLICATION_PASSWORD"),
+        Setting("source_address", "CDC_SOURCE_ADDRESS", required=False, secret=False),
+    )
+
     replica_database: str = Field(default="pg_repl", description="ClickHouse database (MaterializedPostgreSQL)")
     replication_role: str = Field(default="cdc_replicator", description="Postgres role ClickHouse connects as")
     replication_password: str
@@ -52,7 +59,4 @@ class CdcResource(ConfigurableResource):
 
 
 def build_cdc_resource() -> CdcResource:
-    return CdcResource(
-        replication_password=EnvVar("CDC_REPLICATION_PASSWORD"),
-        source_address=os.environ.get("CDC_SOURCE_ADDRESS", ""),
-    )
+    return wired(CdcResource)

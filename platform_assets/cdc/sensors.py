@@ -14,12 +14,12 @@ from dagster import (
     sensor,
 )
 
-from platform_assets.cdc.assets import REPLICA_DB_KEY
 from platform_assets.cdc.jobs import cdc_repair_drift
 from platform_assets.cdc.lag import LagReading, Verdict, evaluate
 from platform_assets.cdc.monitor import read_lag, table_states
 from platform_assets.cdc.resources import CdcResource, configured_tables
-from platform_assets.resources import ClickHouseResource, PostgresResource
+from platform_assets.core.keys import REPLICA_DB_KEY
+from platform_assets.core.resources import ClickHouseResource, PostgresResource
 
 
 def summarize(reading: LagReading, verdict: Verdict) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from platform_assets.ops.ddl import split_statements
+from platform_assets.core.sql import split_statements
 
 MIGRATIONS_DIR = Path(__file__).parent / "sql" / "postgres"
 HEARTBEAT_TABLE = "cdc_heartbeat"

@@ -4,11 +4,11 @@ from datetime import date
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
+from platform_assets.core.partitions import daily_partitions
+from platform_assets.core.resources import ClickHouseResource, ObjectStoreResource
 from platform_assets.export.exporter import export_day
 from platform_assets.export.resources import ExportResource
 from platform_assets.export.tables import EXPORT_TABLES, ExportTable
-from platform_assets.resources import ClickHouseResource, ObjectStoreResource
-from platform_assets.transform.partitions import daily_partitions
 
 OWNERS = ["team:data-platform"]
 GROUP = "export"

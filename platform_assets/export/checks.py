@@ -14,11 +14,11 @@ from dagster import (
     asset_check,
 )
 
+from platform_assets.core.partitions import daily_partitions
+from platform_assets.core.resources import ClickHouseResource, ObjectStoreResource
 from platform_assets.export.resources import ExportResource
 from platform_assets.export.tables import EXPORT_TABLES, ExportTable
 from platform_assets.export.verify import verify_day
-from platform_assets.resources import ClickHouseResource, ObjectStoreResource
-from platform_assets.transform.partitions import daily_partitions
 
 CHECK_NAME = "parquet_matches_manifest"
 

@@ -1,18 +1,13 @@
 """Ingestion domain: the Kafka topics the collector writes and ClickHouse consumes."""
 
 from confluent_kafka.admin import NewPartitions, NewTopic
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, asset
 
+from platform_assets.core.keys import DEAD_LETTER_KEY, SCHEMA_KEY, TOPICS_KEY, raw_key
+from platform_assets.core.resources import KafkaResource
 from platform_assets.ingest.topics import CONSUMED, TOPICS, partitions, replication_factor
-from platform_assets.keys import SCHEMA_KEY, TOPICS_KEY
-from platform_assets.resources import KafkaResource
 
-DEAD_LETTER_KEY = AssetKey(["dead_letter", "kafka_messages"])
 OWNERS = ["team:data-platform"]
-
-
-def raw_key(table: str) -> AssetKey:
-    return AssetKey(["raw", table])
 
 
 # Filled continuously by ClickHouse (Kafka engine + materialized views), not by Dagster runs:

@@ -8,13 +8,12 @@ from dagster import (
     asset_check,
 )
 
-from platform_assets.ingest.assets import DEAD_LETTER_KEY, raw_key
+from platform_assets.core.keys import DEAD_LETTER_KEY, SCHEMA_KEY, raw_key
+from platform_assets.core.resources import ClickHouseResource, KafkaResource
 from platform_assets.ingest.lag import evaluate
 from platform_assets.ingest.monitor import read_lag
 from platform_assets.ingest.resources import IngestResource
 from platform_assets.ingest.topics import CONSUMED, Topic
-from platform_assets.keys import SCHEMA_KEY
-from platform_assets.resources import ClickHouseResource, KafkaResource
 
 
 def _consumer_lag_check(topic: Topic) -> AssetChecksDefinition:

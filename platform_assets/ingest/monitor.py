@@ -7,8 +7,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from platform_assets.core.resources import ClickHouseResource, KafkaResource
 from platform_assets.ingest.lag import PartitionLag, TopicLag
-from platform_assets.resources import ClickHouseResource, KafkaResource
 
 TIMEOUT_S = 10
 

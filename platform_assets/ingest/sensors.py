@@ -13,12 +13,13 @@ from dagster import (
     sensor,
 )
 
-from platform_assets.ingest.assets import RAW_SPECS, raw_key
+from platform_assets.core.keys import raw_key
+from platform_assets.core.resources import ClickHouseResource, KafkaResource
+from platform_assets.ingest.assets import RAW_SPECS
 from platform_assets.ingest.lag import evaluate
 from platform_assets.ingest.monitor import read_lag
 from platform_assets.ingest.resources import IngestResource
 from platform_assets.ingest.topics import CONSUMED
-from platform_assets.resources import ClickHouseResource, KafkaResource
 
 
 @sensor(

@@ -4,9 +4,9 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
-from platform_assets.keys import SCHEMA_KEY, TOPICS_KEY
+from platform_assets.core.keys import SCHEMA_KEY, TOPICS_KEY
+from platform_assets.core.resources import ClickHouseResource, KafkaResource
 from platform_assets.ops.ddl import DDL_DIR, DdlError, discover, kafka_table, plan, render
-from platform_assets.resources import ClickHouseResource, KafkaResource
 
 BOOTSTRAP_SQL = Path(__file__).parent / "sql" / "schema_migrations.sql"
 
@@ -21,7 +21,7 @@ def applied_checksums(client) -> dict[str, str]:
 
 
 def bootstrap(client) -> None:
-    from platform_assets.ops.ddl import split_statements
+    from platform_assets.core.sql import split_statements
 
     for statement in split_statements(BOOTSTRAP_SQL.read_text()):
         client.command(statement)

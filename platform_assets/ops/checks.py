@@ -4,9 +4,11 @@ from pathlib import Path
 
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
-from platform_assets.ops.assets import SCHEMA_KEY, SchemaConfig, applied_checksums
-from platform_assets.ops.ddl import DdlError, discover, plan
-from platform_assets.resources import ClickHouseResource
+from platform_assets.core.keys import SCHEMA_KEY
+from platform_assets.core.resources import ClickHouseResource
+from platform_assets.core.sql import SqlError
+from platform_assets.ops.assets import SchemaConfig, applied_checksums
+from platform_assets.ops.ddl import discover, plan
 
 
 @asset_check(asset=SCHEMA_KEY, description="Every DDL file is applied and unchanged since.")
@@ -16,7 +18,7 @@ def clickhouse_schema_in_sync(context, config: SchemaConfig, clickhouse: ClickHo
         applied = applied_checksums(client)
     try:
         todo = plan(files, applied)
-    except DdlError as exc:
+    except SqlError as exc:  # a DdlError, or a file that cannot be split
         return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, description=str(exc))
     pending = [f.name for f in todo.to_apply]
     return AssetCheckResult(

@@ -7,15 +7,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform_assets.stack.config import REPO_ROOT
+from platform_assets.core.paths import ddl_dir
+from platform_assets.core.sql import SqlError, split_statements
 
-DDL_DIR = REPO_ROOT / "clickhouse_ddl"
+DDL_DIR = ddl_dir()
 FILE_NAME = re.compile(r"^\d{3}_[a-z0-9_]+\.sql$")
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 KAFKA_CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\(.*\bENGINE\s*=\s*Kafka\b", re.S | re.I)
 
 
-class DdlError(RuntimeError):
+class DdlError(SqlError):
     """A DDL file is misnamed, was edited after it was applied, or failed to apply."""
 
 
@@ -43,45 +44,6 @@ def discover(ddl_dir: Path) -> list[DdlFile]:
     if duplicates:
         raise DdlError(f"DDL files share the number(s) {', '.join(duplicates)}: each number must be unique")
     return files
-
-
-def split_statements(sql: str) -> list[str]:
-    """Split on ``;`` outside quotes, backticks and comments; drop comment-only pieces."""
-    statements: list[str] = []
-    buf: list[str] = []
-    i, n = 0, len(sql)
-    quote: str | None = None
-    while i < n:
-        ch = sql[i]
-        if quote:
-            buf.append(ch)
-            if ch == "\\" and i + 1 < n:
-                buf.append(sql[i + 1])
-                i += 2
-                continue
-            if ch == quote:
-                quote = None
-        elif ch in "'\"`":
-            quote = ch
-            buf.append(ch)
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end == -1 else end
-            continue
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = n if end == -1 else end + 2
-            continue
-        elif ch == ";":
-            statements.append("".join(buf).strip())
-            buf = []
-        else:
-            buf.append(ch)
-        i += 1
-    if quote:
-        raise DdlError(f"unterminated {quote} quote in DDL")
-    statements.append("".join(buf).strip())
-    return [s for s in statements if s]
 
 
 def render(statement: str, variables: dict[str, str]) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from dagster import AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
+from platform_assets.core.resources import ClickHouseResource
 from platform_assets.publish import alerts
 from platform_assets.publish.checks import dashboard_key
 from platform_assets.publish.dashboards import DASHBOARDS, build_dashboard
@@ -19,7 +20,6 @@ from platform_assets.publish.datasource import datasource_body
 from platform_assets.publish.generate import GRAFANA_DIR, write_files
 from platform_assets.publish.panels import DashboardSpec
 from platform_assets.publish.resources import GrafanaResource
-from platform_assets.resources import ClickHouseResource
 
 GROUP = "publish"
 OWNERS = ["team:data-platform"]
@@ -74,7 +74,7 @@ def grafana_datasource(grafana: GrafanaResource, clickhouse: ClickHouseResource)
 def files_root(grafana: GrafanaResource) -> Path | None:
     if grafana.files_dir:
         return Path(grafana.files_dir)
-    return GRAFANA_DIR if GRAFANA_DIR.is_dir() else None  # an installed package has no checkout to write to
+    return GRAFANA_DIR  # None in an installed package: no provisioning tree to write to
 
 
 def build_dashboard_asset(spec: DashboardSpec) -> AssetsDefinition:

@@ -12,11 +12,11 @@ from typing import Any
 
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetKey, MetadataValue, asset_check
 
+from platform_assets.core.resources import ClickHouseResource
 from platform_assets.publish.dashboards import ALL_VALUE, DASHBOARDS
 from platform_assets.publish.macros import Expansion, TimeRange, expand
 from platform_assets.publish.panels import DashboardSpec
 from platform_assets.publish.resources import GrafanaResource
-from platform_assets.resources import ClickHouseResource
 
 CHECK_DAYS = 30
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import yaml
 
+from platform_assets.core.paths import grafana_dir
 from platform_assets.publish import alerts, datasource
 from platform_assets.publish.dashboards import all_dashboards
-from platform_assets.stack.config import REPO_ROOT
 
-GRAFANA_DIR = REPO_ROOT / "docker" / "grafana"
+GRAFANA_DIR = grafana_dir()  # None in an installed wheel: no provisioning tree to write
 DASHBOARDS_DIR = "dashboards"
 ALERTING_FILE = "provisioning/alerting/platform.yaml"
 DATASOURCE_FILE = "provisioning/datasources/clickhouse.yaml"
@@ -62,7 +62,15 @@ def generated_files() -> dict[str, str]:
     return files
 
 
-def write_files(root: Path = GRAFANA_DIR) -> list[Path]:
+def _root(root: Path | None) -> Path:
+    found = root or GRAFANA_DIR
+    if found is None:
+        raise SystemExit("no docker/grafana tree here: set PLATFORM_PROJECT_DIR to a checkout of the project")
+    return found
+
+
+def write_files(root: Path | None = None) -> list[Path]:
+    root = _root(root)
     written = []
     for rel, content in generated_files().items():
         path = root / rel
@@ -73,8 +81,9 @@ def write_files(root: Path = GRAFANA_DIR) -> list[Path]:
     return written
 
 
-def stale_files(root: Path = GRAFANA_DIR) -> list[str]:
+def stale_files(root: Path | None = None) -> list[str]:
     """Files missing or different from the generation, plus generated-looking files no longer produced."""
+    root = _root(root)
     files = generated_files()
     stale = [rel for rel, content in files.items() if not (root / rel).exists() or (root / rel).read_text() != content]
     extra = [
@@ -94,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"out of date: docker/grafana/{rel}")
         return 1 if stale else 0
     for path in write_files():
-        print(f"wrote {path.relative_to(REPO_ROOT)}")
+        print(f"wrote {path}")
     return 0
 
 

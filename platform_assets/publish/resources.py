@@ -3,28 +3,28 @@ without GRAFANA_URL the publish assets only generate the files."""
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import ClassVar
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from pydantic import Field
 
+from platform_assets.core.resources import ClickHouseResource
+from platform_assets.core.settings import Setting, read, wired
 from platform_assets.publish.client import GrafanaClient
 from platform_assets.publish.datasource import ClickHouseConnection
-from platform_assets.resources import ClickHouseResource
-
-# Resource field -> environment variable; all optional.
-ENV_FIELDS = {
-    "url": "GRAFANA_URL",
-    "token": "GRAFANA_API_TOKEN",
-    "clickhouse_user": "GRAFANA_CLICKHOUSE_USER",
-    "clickhouse_password": "GRAFANA_CLICKHOUSE_PASSWORD",
-    "datasource_host": "GRAFANA_CLICKHOUSE_HOST",
-    "datasource_port": "GRAFANA_CLICKHOUSE_PORT",
-}
 
 
 class GrafanaResource(ConfigurableResource):
+    SETTINGS: ClassVar[tuple[Setting, ...]] = (  # all optional
+        Setting("url", "GRAFANA_URL", required=False),
+        Setting("token", "GRAFANA_API_TOKEN", required=False),
+        Setting("clickhouse_user", "GRAFANA_CLICKHOUSE_USER", required=False),
+        Setting("clickhouse_password", "GRAFANA_CLICKHOUSE_PASSWORD", required=False),
+        Setting("datasource_host", "GRAFANA_CLICKHOUSE_HOST", required=False),
+        Setting("datasource_port", "GRAFANA_CLICKHOUSE_PORT", int, required=False),
+        Setting("files_dir", "GRAFANA_FILES_DIR", required=False, secret=False),
+    )
+
     url: str | None = Field(default=None, description="Grafana base URL; unset: only generate files")
     token: str | None = Field(default=None, description="service-account token (Bearer)")
     connect_timeout: float = 5.0  # a dead Grafana fails the step fast
@@ -34,7 +34,7 @@ class GrafanaResource(ConfigurableResource):
     datasource_host: str | None = Field(default=None, description="ClickHouse host as Grafana sees it")
     datasource_port: int | None = Field(default=None, description="ClickHouse native port as Grafana sees it")
     files_dir: str | None = Field(
-        default=None, description="where the assets write the generated files; default docker/grafana of the checkout"
+        default=None, description="where the assets write the generated files; default docker/grafana of the project"
     )
 
     @property
@@ -72,18 +72,9 @@ class GrafanaResource(ConfigurableResource):
 
 def build_grafana_resource(env: dict[str, str] | None = None) -> GrafanaResource:
     """EnvVar for each variable set (and not empty) at load time; unset ones stay None."""
-    e = os.environ if env is None else env
-    kw: dict[str, Any] = {}
-    for field, var in ENV_FIELDS.items():
-        if e.get(var):
-            kw[field] = EnvVar.int(var) if field == "datasource_port" else EnvVar(var)
-    return GrafanaResource(**kw)
+    return wired(GrafanaResource, env)
 
 
 def grafana_resource_from_env(env: dict[str, str] | None = None) -> GrafanaResource:
     """The same with values read now, for code outside a Dagster run (demo, tests)."""
-    e = os.environ if env is None else env
-    kw: dict[str, Any] = {f: e[v] for f, v in ENV_FIELDS.items() if e.get(v)}
-    if "datasource_port" in kw:
-        kw["datasource_port"] = int(kw["datasource_port"])
-    return GrafanaResource(**kw)
+    return read(GrafanaResource, env)

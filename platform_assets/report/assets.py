@@ -7,10 +7,10 @@ from datetime import date
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
+from platform_assets.core.partitions import daily_partitions
+from platform_assets.core.resources import ClickHouseResource
 from platform_assets.report.data import MARTS
 from platform_assets.report.render import write_report
-from platform_assets.resources import ClickHouseResource
-from platform_assets.transform.partitions import daily_partitions
 
 
 @asset(

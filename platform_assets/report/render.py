@@ -16,11 +16,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from platform_assets.core.paths import state_dir
 from platform_assets.report.charts import Chart, render_charts
 from platform_assets.report.data import KPIS, LOWER_IS_BETTER, ReportData, load_report_data
-from platform_assets.stack.config import REPO_ROOT
-
-DEFAULT_DIR = REPO_ROOT / ".platform" / "reports"
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }
@@ -35,8 +33,8 @@ figure { margin: 1.5rem 0; } figure img { max-width: 100%; }
 
 
 def report_dir() -> Path:
-    """Where pages go: $REPORT_DIR, else .platform/reports in the repository."""
-    return Path(os.environ.get("REPORT_DIR") or DEFAULT_DIR).resolve()
+    """Where pages go: $REPORT_DIR, else reports/ below the state directory (.platform)."""
+    return Path(os.environ["REPORT_DIR"]).resolve() if os.environ.get("REPORT_DIR") else state_dir() / "reports"
 
 
 def page_path(day: date, root: Path | None = None) -> Path:

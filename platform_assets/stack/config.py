@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from platform_assets.core.paths import state_dir
 
 # Ports sit above the well-known ones so the stack does not collide with real servers.
 DEFAULT_PORTS = {
@@ -49,7 +49,7 @@ class StackConfig:
 
     @classmethod
     def from_env(cls, root: str | Path | None = None) -> StackConfig:
-        base = Path(root or os.environ.get("PLATFORM_STACK_DIR") or REPO_ROOT / ".platform" / "stack")
+        base = Path(root or os.environ.get("PLATFORM_STACK_DIR") or state_dir() / "stack")
         ports = dict(DEFAULT_PORTS)
         saved = base / "ports.json"
         # A stack keeps the ports it last started with; a PLATFORM_*_PORT variable overrides one.

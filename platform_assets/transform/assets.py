@@ -10,15 +10,16 @@ checks; an error-severity failure stops dbt from building anything downstream of
 """
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from dagster import AssetExecutionContext, BackfillPolicy, Failure, Output
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from platform_assets.resources import ClickHouseResource
+from platform_assets.core.partitions import daily_partitions
+from platform_assets.core.resources import ClickHouseResource
 from platform_assets.transform.cost import cost_metadata, model_costs
-from platform_assets.transform.partitions import daily_partitions
 from platform_assets.transform.project import dbt_project, ensure_manifest
 from platform_assets.transform.translator import PlatformDbtTranslator
 
@@ -38,7 +39,9 @@ def run_dbt(
 ) -> Iterator[Any]:
     """`dbt build` of the selected models; each materialization carries its ClickHouse cost."""
     args = ["build"] + (["--vars", json.dumps(dbt_vars)] if dbt_vars else [])
-    invocation = dbt.cli(args, context=context, raise_on_error=False)
+    # Each run its own target folder below the project's (never site-packages in an installed wheel).
+    target = dbt_project.target_path / f"{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+    invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=target)
     events = list(invocation.stream())  # held back until the costs are known (query_log)
     costs: dict[str, dict[str, int]] = {}
     try:

@@ -20,8 +20,8 @@ from dagster import (
 )
 from dagster_dbt import build_dbt_asset_selection
 
+from platform_assets.core.partitions import daily_partitions
 from platform_assets.transform.assets import dbt_models
-from platform_assets.transform.partitions import daily_partitions
 
 INTRADAY_MODELS = "+mart_agent_metrics_1m +mart_agent_metrics_1h +mart_tool_reliability_hourly"
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from platform_assets.stack.config import REPO_ROOT
+from platform_assets.core.paths import dbt_dir, dbt_target_dir
+from platform_assets.transform.profile import DbtProfile
 
-DBT_DIR = REPO_ROOT / "dbt"
+DBT_DIR = dbt_dir()
 PARSE_TIMEOUT_S = 300
 
-dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR, target_path=Path("target"))
+
+dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR, target_path=dbt_target_dir())
 
 
 def _sources() -> list[Path]:
@@ -22,6 +24,18 @@ def _sources() -> list[Path]:
     for sub in ("models", "macros", "seeds", "tests"):
         files += [p for p in (DBT_DIR / sub).rglob("*") if p.is_file()]
     return files
+
+
+def parse_env() -> dict[str, str]:
+    """`dbt parse` connects nowhere but renders the profile: placeholders for unset variables."""
+    placeholders = {s.var: "0" if s.kind is int else "unset" for s in DbtProfile.SETTINGS}
+    return {
+        **placeholders,
+        **{k: v for k, v in os.environ.items() if v},
+        "DBT_TARGET_PATH": str(dbt_project.target_path),
+        "DBT_LOG_PATH": str(dbt_project.target_path / "logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
 
 
 def ensure_manifest() -> Path:
@@ -32,13 +46,10 @@ def ensure_manifest() -> Path:
         built = manifest.stat().st_mtime
         if all(p.stat().st_mtime <= built for p in _sources()):
             return manifest
-    from platform_assets import environment
-
-    environment.prepare()  # the profile reads the connection settings even to parse
     exe = str(Path(sys.executable).with_name("dbt"))
     proc = subprocess.run(
         [exe, "parse", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--quiet"],
-        env={**os.environ, "DBT_TARGET_PATH": str(DBT_DIR / "target"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        env=parse_env(),
         capture_output=True,
         text=True,
         timeout=PARSE_TIMEOUT_S,

@@ -8,8 +8,7 @@ from typing import Any
 from dagster import AssetKey
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-from platform_assets.cdc.assets import table_key
-from platform_assets.ingest.assets import raw_key
+from platform_assets.core.keys import raw_key, table_key
 
 OWNERS = ["team:data-platform"]
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, Definitions
 
+from platform_assets.core.resources import ObjectStoreResource
 from platform_assets.environment import ConfigError
 from platform_assets.export.assets import EXPORT_ASSETS
 from platform_assets.export.checks import CHECK_NAME, EXPORT_CHECKS
 from platform_assets.export.resources import ExportResource, build_export_resource
 from platform_assets.export.tables import EXPORT_TABLES, table
 from platform_assets.export.target import LocalTarget, S3Target, sql_str
-from platform_assets.resources import ObjectStoreResource
 
 
 def test_target_defaults_follow_the_environment():

@@ -20,11 +20,11 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, Definitions, materialize
 
+from platform_assets.demo.export import export_summary
 from platform_assets.export.assets import EXPORT_ASSETS
 from platform_assets.export.checks import EXPORT_CHECKS
 from platform_assets.export.manifest import Manifest
 from platform_assets.export.resources import ExportResource
-from platform_assets.export.summary import export_summary
 from platform_assets.export.tables import ExportTable, table
 from platform_assets.export.target import MANIFEST_NAME, Target
 from platform_assets.ingest.assets import kafka_topics

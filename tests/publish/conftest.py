@@ -68,7 +68,7 @@ def publish_marts(stack, clickhouse, postgres, kafka, cdc, dbt) -> TimeRange:
     from platform_assets.cdc.resources import configured_tables
     from platform_assets.ingest.assets import kafka_topics
     from platform_assets.ops.assets import clickhouse_schema
-    from platform_assets.transform.history_agents import load_agent_history
+    from platform_assets.synthetic.history_agents import load_agent_history
 
     res = {"clickhouse": clickhouse, "postgres": postgres, "kafka": kafka, "cdc": cdc}
     assets = [kafka_topics, clickhouse_schema, app_schema, source_replication, build_replica_asset(configured_tables())]

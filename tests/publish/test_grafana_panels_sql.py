@@ -13,12 +13,12 @@ from datetime import timedelta
 import pytest
 from dagster import DagsterInstance, materialize
 
+from platform_assets.core.resources import ClickHouseResource
 from platform_assets.publish import alerts
 from platform_assets.publish.assets import build_dashboard_asset
 from platform_assets.publish.checks import build_panel_check, run_dashboard_queries
 from platform_assets.publish.dashboards import DASHBOARDS, spec_by_uid
 from platform_assets.publish.resources import GrafanaResource
-from platform_assets.resources import ClickHouseResource
 
 # Panels with rows on this folder's days. The others read data those days do not have: retention,
 # orders and MRR come from the app's users/orders/subscriptions (CDC), which these tests leave to

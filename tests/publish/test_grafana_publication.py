@@ -8,6 +8,7 @@ import uuid
 import pytest
 from dagster import DagsterInstance, materialize
 
+from platform_assets.core.resources import ClickHouseResource
 from platform_assets.publish import alerts
 from platform_assets.publish.assets import build_publish_assets
 from platform_assets.publish.clickhouse_query import DATASOURCE_UID
@@ -15,7 +16,6 @@ from platform_assets.publish.client import GrafanaClient, GrafanaError
 from platform_assets.publish.dashboards import build_dashboard, spec_by_uid
 from platform_assets.publish.datasource import ClickHouseConnection, datasource_body
 from platform_assets.publish.resources import GrafanaResource
-from platform_assets.resources import ClickHouseResource
 
 CLICKHOUSE = ClickHouseResource(host="clickhouse", http_port=8123, tcp_port=9000, username="platform", password="x")
 

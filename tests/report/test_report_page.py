@@ -11,22 +11,24 @@ import re
 import shutil
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, materialize
 from PIL import Image
 
 from platform_assets.cdc.assets import app_schema, build_replica_asset, source_replication
+from platform_assets.cdc.monitor import wait_caught_up
 from platform_assets.cdc.resources import configured_tables
+from platform_assets.demo.report import report_summary
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.report.assets import daily_report
 from platform_assets.report.charts import PANELS
 from platform_assets.report.data import KPIS
-from platform_assets.report.summary import report_summary
-from platform_assets.stack.config import REPO_ROOT
-from platform_assets.transform.history_agents import load_agent_history
-from platform_assets.transform.summary import wait_replica_caught_up
+from platform_assets.synthetic.history_agents import load_agent_history
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TODAY = datetime.now(UTC).date()
 DAYS = [TODAY - timedelta(days=88 - i) for i in range(3)]  # today-88 .. today-86
@@ -113,7 +115,7 @@ def built(res, stack, dbt):
             ],
         )  # fmt: skip
         conn.commit()
-    wait_replica_caught_up(pg, ch)
+    wait_caught_up(pg, ch)
     dbt("build", vars={"min_date": DAYS[0].isoformat(), "max_date": (DAYS[-1] + timedelta(days=1)).isoformat()})
     return agents
 

@@ -14,10 +14,10 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from platform_assets.cdc.assets import app_schema, build_replica_asset, source_replication
+from platform_assets.cdc.monitor import wait_caught_up
 from platform_assets.cdc.resources import configured_tables
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
-from platform_assets.transform.summary import wait_replica_caught_up
 
 HISTORY_DAYS = 35
 HISTORY_END = datetime.now(UTC).date() - timedelta(days=2)  # last history day (inclusive)
@@ -52,7 +52,7 @@ def history_window() -> tuple[date, date]:
 def replica_caught_up(platform_ready) -> Callable[[], None]:
     """Call it after writing to Postgres: returns once the CDC replica has every commit."""
     res = platform_ready
-    return lambda: wait_replica_caught_up(res["postgres"], res["clickhouse"], res["cdc"].replica_database, 60.0)
+    return lambda: wait_caught_up(res["postgres"], res["clickhouse"], res["cdc"].replica_database, 60.0)
 
 
 @pytest.fixture(scope="session")

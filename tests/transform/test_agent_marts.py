@@ -1,6 +1,6 @@
 """Agent-telemetry marts on the real stack equal the answers of a deterministic history.
 
-The history (platform_assets.transform.history_agents) is written straight into raw.spans and
+The history (platform_assets.synthetic.history_agents) is written straight into raw.spans and
 raw.agent_events with historical timestamps and exact duplicate rows, the marts are built by
 dbt for its window, and every mart's full result set is compared with the record's values,
 which are computed in Python/numpy without the SQL. Integers compare exactly, floats with
@@ -13,12 +13,14 @@ import csv
 import os
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from platform_assets.stack.config import REPO_ROOT
 from platform_assets.transform import history_agents as ha
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 SEED = 20261
 MODELS = [

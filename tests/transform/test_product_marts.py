@@ -1,6 +1,6 @@
 """Product-analytics and CDC marts against a deterministic history on the real servers.
 
-The history (platform_assets.transform.history_product) is written into Postgres (through the
+The history (platform_assets.synthetic.history_product) is written into Postgres (through the
 CDC replica) and raw.product_events; its record computes the expected marts in plain Python.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from platform_assets.transform.history_product import (
+from platform_assets.synthetic.history_product import (
     RAW_COLUMNS,
     SESSION_PREFIX,
     Event,

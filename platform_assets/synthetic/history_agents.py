@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from platform_assets.resources import ClickHouseResource
-from platform_assets.transform.identity import user_hash
+from platform_assets.core.identity import user_hash
+from platform_assets.core.resources import ClickHouseResource
 
 # model -> (provider, USD per input token, USD per output token); the same list prices as
-# dbt/seeds/model_prices.csv (a test checks they agree) and platform_assets.ingest.simulator.
+# dbt/seeds/model_prices.csv (a test checks they agree) and platform_assets.synthetic.agents.
 MODELS: dict[str, tuple[str, float, float]] = {
     "gpt-4o-mini": ("openai", 0.00000015, 0.0000006),
     "gpt-4o": ("openai", 0.0000025, 0.00001),

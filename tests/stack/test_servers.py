@@ -13,7 +13,7 @@ from clickhouse_driver import Client as NativeClient
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from platform_assets.resources import query_tag
+from platform_assets.core.resources import query_tag
 
 
 def test_clickhouse_http_create_insert_select(clickhouse):

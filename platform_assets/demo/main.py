@@ -17,17 +17,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from platform_assets.stack.config import REPO_ROOT, StackConfig, StackError
+from platform_assets.core.paths import checkout_dir, state_dir
+from platform_assets.stack.config import StackConfig, StackError
 from platform_assets.stack.servers import Stack
 
-SUMMARY_PATH = Path(os.environ.get("PLATFORM_SUMMARY_PATH") or REPO_ROOT / ".platform" / "demo-summary.json")
+REPO_ROOT = checkout_dir() or Path.cwd()  # dagster.yaml and workspace.yaml of the checkout
+SUMMARY_PATH = Path(os.environ.get("PLATFORM_SUMMARY_PATH") or state_dir() / "demo-summary.json")
 UI_PORT = 3000
 DEMO_DAYS = 7  # history days before today that the demo loads, transforms and exports
 LATER_GROUPS = ("export", "publish", "report")  # read the marts: run after the transforms
 
 
 def prepare_dagster_home() -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT / ".platform" / "dagster_home").resolve()
+    home = Path(os.environ.get("DAGSTER_HOME") or state_dir() / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")  # keep in step with the repo
     os.environ["DAGSTER_HOME"] = str(home)
@@ -78,8 +80,8 @@ def run_all_assets() -> dict[str, Any]:
 
 def demo_cdc() -> dict[str, Any]:
     from platform_assets.cdc.resources import CdcResource
-    from platform_assets.cdc.summary import cdc_summary
-    from platform_assets.resources import resources_from_env
+    from platform_assets.core.resources import resources_from_env
+    from platform_assets.demo.cdc import cdc_summary
 
     res = resources_from_env()
     cdc = CdcResource(replication_password=os.environ["CDC_REPLICATION_PASSWORD"])
@@ -87,8 +89,8 @@ def demo_cdc() -> dict[str, Any]:
 
 
 def demo_ingest() -> dict[str, Any]:
-    from platform_assets.ingest.summary import ingest_summary
-    from platform_assets.resources import resources_from_env
+    from platform_assets.core.resources import resources_from_env
+    from platform_assets.demo.ingest import ingest_summary
 
     res = resources_from_env()
     return ingest_summary(res["kafka"], res["clickhouse"])
@@ -100,15 +102,16 @@ def demo_transform(days: int = DEMO_DAYS) -> dict[str, Any]:
     today in one single-run backfill, recorded in the local instance (visible in the UI)."""
     from dagster import DagsterInstance
 
+    from platform_assets.cdc.monitor import wait_caught_up
+    from platform_assets.core.resources import resources_from_env
     from platform_assets.definitions import defs
-    from platform_assets.resources import resources_from_env
-    from platform_assets.transform.summary import load_demo_history, mart_rows, wait_replica_caught_up
+    from platform_assets.demo.transform import load_demo_history, mart_rows
 
     res = resources_from_env()
     today = datetime.now(UTC).date()
     start = today - timedelta(days=days)
     history = load_demo_history(res, start, days, os.environ["USER_HASH_KEY"])
-    wait_replica_caught_up(res["postgres"], res["clickhouse"])
+    wait_caught_up(res["postgres"], res["clickhouse"])
     started = time.monotonic()
     result = defs.resolve_job_def("transform_daily_job").execute_in_process(
         instance=DagsterInstance.get(),
@@ -142,10 +145,10 @@ def demo_export(days: int = DEMO_DAYS) -> dict[str, Any]:
     the UI's partition runs do), each with its read-back check."""
     from dagster import DagsterInstance
 
+    from platform_assets.core.resources import resources_from_env
     from platform_assets.definitions import defs
+    from platform_assets.demo.export import export_summary, run_exports
     from platform_assets.export.resources import build_export_resource
-    from platform_assets.export.summary import export_summary, run_exports
-    from platform_assets.resources import resources_from_env
 
     today = datetime.now(UTC).date()
     day_list = [today - timedelta(days=n) for n in range(days, 0, -1)]
@@ -168,8 +171,8 @@ def demo_publish() -> dict[str, Any]:
     from dagster import AssetSelection, DagsterInstance
 
     from platform_assets.definitions import defs
+    from platform_assets.demo.publish import grafana_summary
     from platform_assets.publish.resources import GrafanaResource
-    from platform_assets.publish.summary import grafana_summary
 
     graph = defs.resolve_asset_graph()
     keys = AssetSelection.groups("publish").resolve(graph)

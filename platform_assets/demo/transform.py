@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date, timedelta
 from typing import Any
 
-from platform_assets.cdc import replica, source
-from platform_assets.resources import ClickHouseResource, PostgresResource
-from platform_assets.transform.history_agents import load_agent_history
-from platform_assets.transform.history_product import load_product_history
+from platform_assets.core.resources import ClickHouseResource
+from platform_assets.synthetic.history_agents import load_agent_history
+from platform_assets.synthetic.history_product import load_product_history
 
 DEMO_SEED = 2026
 AGENT_RUNS_PER_DAY = 60  # ~2.3k spans and ~2.7k agent events a day: a demo, not a benchmark
@@ -38,22 +36,6 @@ def load_demo_history(res: dict[str, Any], start: date, days: int, user_hash_key
         agents = load_agent_history(ch, start, days, DEMO_SEED, user_hash_key, runs_per_day=AGENT_RUNS_PER_DAY)
         out.update({"agent_runs": agents.runs, "spans": len(agents.spans), "agent_events": len(agents.events)})
     return out
-
-
-def wait_replica_caught_up(
-    postgres: PostgresResource, clickhouse: ClickHouseResource, database: str = "pg_repl", timeout: float = 120.0
-) -> float:
-    """Writes a CDC heartbeat and waits until ClickHouse shows it; returns the seconds it took."""
-    with postgres.connect() as conn:
-        beat_ms = int(source.write_heartbeat(conn).timestamp() * 1000)
-        conn.commit()
-    started = time.monotonic()
-    with clickhouse.client() as client:
-        while (replica.heartbeat_seen_ms(client, database) or 0) < beat_ms:
-            if time.monotonic() - started > timeout:
-                raise TimeoutError(f"CDC replica did not catch up within {timeout:.0f} s")
-            time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def mart_rows(clickhouse: ClickHouseResource, first: date, last: date) -> dict[str, int]:

@@ -11,12 +11,12 @@ from typing import Any
 
 import uvicorn
 
+from platform_assets.core.resources import ClickHouseResource, KafkaResource
 from platform_assets.ingest.collector.app import CollectorConfig, build_app
 from platform_assets.ingest.monitor import read_lag
-from platform_assets.ingest.simulator import AgentSimulator
 from platform_assets.ingest.topics import CONSUMED
-from platform_assets.resources import ClickHouseResource, KafkaResource
 from platform_assets.stack.process import free_port
+from platform_assets.synthetic.agents import AgentSimulator
 
 # Under 1% of the demo's traffic: the dead-letter check warns, it does not fail the demo.
 POISON = {"agent_events": 2, "product_events": 2, "otlp_spans": 1}

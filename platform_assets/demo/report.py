@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from platform_assets.core.resources import ClickHouseResource
 from platform_assets.report.render import write_report
-from platform_assets.resources import ClickHouseResource
 
 
 def report_summary(clickhouse: ClickHouseResource, day: date | None = None, root: Path | None = None) -> dict[str, Any]:

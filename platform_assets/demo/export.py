@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from platform_assets.core.resources import ObjectStoreResource
 from platform_assets.export.manifest import Manifest
 from platform_assets.export.resources import ExportResource
 from platform_assets.export.tables import EXPORT_TABLES
 from platform_assets.export.target import MANIFEST_NAME
-from platform_assets.resources import ObjectStoreResource
 
 
 def export_summary(export: ExportResource, s3: ObjectStoreResource, days: list[date]) -> dict[str, Any]:

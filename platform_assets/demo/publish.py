@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from platform_assets.core.resources import ClickHouseResource
 from platform_assets.publish import alerts
 from platform_assets.publish.dashboards import DASHBOARDS, build_dashboard
 from platform_assets.publish.datasource import datasource_body
 from platform_assets.publish.generate import stale_files
 from platform_assets.publish.resources import GrafanaResource, grafana_resource_from_env
-from platform_assets.resources import ClickHouseResource
 
 
 def grafana_summary(

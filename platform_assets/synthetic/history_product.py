@@ -25,8 +25,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from platform_assets.resources import ClickHouseResource, PostgresResource
-from platform_assets.transform.identity import user_hash
+from platform_assets.core.identity import user_hash
+from platform_assets.core.resources import ClickHouseResource, PostgresResource
 
 BASE_ID = 5_000_000  # users, orders and subscriptions of this history: no other code uses this range
 N_USERS = 200

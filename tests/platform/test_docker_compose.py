@@ -17,7 +17,7 @@ import yaml
 
 from platform_assets.environment import REQUIRED_ENV_VARS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO_ROOT / "docker"
 COMPOSE_FILE = DOCKER_DIR / "docker-compose.yml"
 ENV_EXAMPLE = DOCKER_DIR / ".env.example"

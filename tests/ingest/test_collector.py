@@ -19,13 +19,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from platform_assets.demo.ingest import RunningCollector
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ingest.collector.app import CollectorConfig
 from platform_assets.ingest.collector.events import sign
 from platform_assets.ingest.monitor import broker_lag
-from platform_assets.ingest.simulator import AgentSimulator
-from platform_assets.ingest.summary import RunningCollector
 from platform_assets.ops.assets import clickhouse_schema
+from platform_assets.synthetic.agents import AgentSimulator
 
 KEYS = {"k2026a": b"first-secret-0123456789", "k2026b": b"rotated-secret-0123456789"}
 HASH_KEY = b"hash-key-for-tests-0123"

@@ -1,15 +1,16 @@
 """Connections to the four servers, shared by every domain.
 
 The same classes run against the embedded stack and a real deployment: only the environment
-variables differ (see ``platform_assets.environment``). Secrets arrive only through ``EnvVar``.
+variables differ (see ``platform_assets.environment``). Each lists its settings in ``SETTINGS``
+(``platform_assets.core.settings``); secrets arrive only through ``EnvVar``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import clickhouse_connect
@@ -18,9 +19,11 @@ from botocore.config import Config as BotoConfig
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
+
+from platform_assets.core.settings import Setting, read, wired
 
 
 def query_tag(context: Any = None, **extra: str) -> str:
@@ -57,6 +60,14 @@ def _safe_attr(context: Any, name: str) -> Any:
 class ClickHouseResource(ConfigurableResource):
     """ClickHouse over HTTP through clickhouse-connect; every query carries a ``log_comment`` tag."""
 
+    SETTINGS: ClassVar[tuple[Setting, ...]] = (
+        Setting("host", "CLICKHOUSE_HOST"),
+        Setting("http_port", "CLICKHOUSE_HTTP_PORT", int),
+        Setting("tcp_port", "CLICKHOUSE_TCP_PORT", int),
+        Setting("username", "CLICKHOUSE_USER"),
+        Setting("password", "CLICKHOUSE_PASSWORD"),
+    )
+
     host: str = Field(description="ClickHouse host name")
     http_port: int = Field(description="HTTP interface port (8123 on a stock server)")
     tcp_port: int = Field(default=9000, description="native protocol port, used by dbt's native driver")
@@ -90,6 +101,14 @@ class ClickHouseResource(ConfigurableResource):
 class PostgresResource(ConfigurableResource):
     """The application's Postgres (the CDC source), through psycopg 3."""
 
+    SETTINGS: ClassVar[tuple[Setting, ...]] = (
+        Setting("host", "POSTGRES_HOST"),
+        Setting("port", "POSTGRES_PORT", int),
+        Setting("user", "POSTGRES_USER"),
+        Setting("password", "POSTGRES_PASSWORD"),
+        Setting("dbname", "POSTGRES_DB"),
+    )
+
     host: str
     port: int
     user: str
@@ -119,6 +138,8 @@ class PostgresResource(ConfigurableResource):
 class KafkaResource(ConfigurableResource):
     """Kafka (or any wire-compatible broker) through confluent-kafka."""
 
+    SETTINGS: ClassVar[tuple[Setting, ...]] = (Setting("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),)
+
     bootstrap_servers: str
     client_id: str = "platform-assets"
     request_timeout_ms: int = 10_000  # bounded waits on metadata and produce acks
@@ -144,6 +165,14 @@ class KafkaResource(ConfigurableResource):
 class ObjectStoreResource(S3Resource):
     """dagster-aws's S3 resource with the export bucket and HTTP timeouts (MinIO, moto or AWS)."""
 
+    SETTINGS: ClassVar[tuple[Setting, ...]] = (
+        Setting("endpoint_url", "S3_ENDPOINT_URL"),
+        Setting("region_name", "AWS_REGION"),
+        Setting("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+        Setting("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+        Setting("bucket", "S3_BUCKET"),
+    )
+
     bucket: str = Field(description="bucket for Parquet exports")
     connect_timeout: int = 5  # seconds
     read_timeout: int = 60  # seconds; large multipart parts
@@ -167,60 +196,19 @@ class ObjectStoreResource(S3Resource):
         )
 
 
+SHARED = {
+    "clickhouse": ClickHouseResource,
+    "postgres": PostgresResource,
+    "kafka": KafkaResource,
+    "s3": ObjectStoreResource,
+}
+
+
 def build_resources() -> dict[str, Any]:
-    """Resources for every environment, read from environment variables at run time."""
-    return {
-        "clickhouse": ClickHouseResource(
-            host=EnvVar("CLICKHOUSE_HOST"),
-            http_port=EnvVar.int("CLICKHOUSE_HTTP_PORT"),
-            tcp_port=EnvVar.int("CLICKHOUSE_TCP_PORT"),
-            username=EnvVar("CLICKHOUSE_USER"),
-            password=EnvVar("CLICKHOUSE_PASSWORD"),
-        ),
-        "postgres": PostgresResource(
-            host=EnvVar("POSTGRES_HOST"),
-            port=EnvVar.int("POSTGRES_PORT"),
-            user=EnvVar("POSTGRES_USER"),
-            password=EnvVar("POSTGRES_PASSWORD"),
-            dbname=EnvVar("POSTGRES_DB"),
-        ),
-        "kafka": KafkaResource(bootstrap_servers=EnvVar("KAFKA_BOOTSTRAP_SERVERS")),
-        "s3": ObjectStoreResource(
-            endpoint_url=EnvVar("S3_ENDPOINT_URL"),
-            region_name=EnvVar("AWS_REGION"),
-            aws_access_key_id=EnvVar("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=EnvVar("AWS_SECRET_ACCESS_KEY"),
-            bucket=EnvVar("S3_BUCKET"),
-        ),
-    }
+    """The shared resources for ``Definitions``: secrets through ``EnvVar``, read at run time."""
+    return {key: wired(cls) for key, cls in SHARED.items()}
 
 
-def resources_from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
-    """The same resources with values read now, for code outside a Dagster run (demo, benchmarks)."""
-    import os
-
-    e = env or dict(os.environ)
-    return {
-        "clickhouse": ClickHouseResource(
-            host=e["CLICKHOUSE_HOST"],
-            http_port=int(e["CLICKHOUSE_HTTP_PORT"]),
-            tcp_port=int(e["CLICKHOUSE_TCP_PORT"]),
-            username=e["CLICKHOUSE_USER"],
-            password=e["CLICKHOUSE_PASSWORD"],
-        ),
-        "postgres": PostgresResource(
-            host=e["POSTGRES_HOST"],
-            port=int(e["POSTGRES_PORT"]),
-            user=e["POSTGRES_USER"],
-            password=e["POSTGRES_PASSWORD"],
-            dbname=e["POSTGRES_DB"],
-        ),
-        "kafka": KafkaResource(bootstrap_servers=e["KAFKA_BOOTSTRAP_SERVERS"]),
-        "s3": ObjectStoreResource(
-            endpoint_url=e["S3_ENDPOINT_URL"],
-            region_name=e["AWS_REGION"],
-            aws_access_key_id=e["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=e["AWS_SECRET_ACCESS_KEY"],
-            bucket=e["S3_BUCKET"],
-        ),
-    }
+def resources_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The same resources with values read now, for code outside a Dagster run (demo, tests, benchmarks)."""
+    return {key: read(cls, env) for key, cls in SHARED.items()}

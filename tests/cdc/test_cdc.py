@@ -12,19 +12,19 @@ import psycopg
 import pytest
 from dagster import AssetSelection, DagsterInstance, build_sensor_context, materialize
 
-from platform_assets.cdc import replica, source
+from platform_assets.cdc import monitor, replica, source
 from platform_assets.cdc.assets import app_schema, build_replica_asset, source_replication, table_key
 from platform_assets.cdc.checks import build_table_checks
 from platform_assets.cdc.jobs import cdc_repair_drift
 from platform_assets.cdc.resources import CdcResource, configured_tables
 from platform_assets.cdc.sensors import cdc_replication_lag_sensor, cdc_schema_drift_sensor
-from platform_assets.cdc.simulator import Workload
+from platform_assets.core.resources import PostgresResource
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
-from platform_assets.resources import PostgresResource
 from platform_assets.stack.config import StackConfig, StackError
 from platform_assets.stack.scratch import free_ports, new_stack_dir
 from platform_assets.stack.servers import PostgresServer
+from platform_assets.synthetic.app import Workload
 
 TABLES = configured_tables()
 
@@ -54,15 +54,7 @@ def replicated(res):
 
 def wait_caught_up(postgres, clickhouse, cdc, timeout=60.0) -> float:
     """Write a heartbeat and wait until ClickHouse shows it; returns the seconds it took."""
-    with postgres.connect() as conn:
-        beat_ms = int(source.write_heartbeat(conn).timestamp() * 1000)
-        conn.commit()
-    started = time.monotonic()
-    with clickhouse.client() as ch:
-        while (replica.heartbeat_seen_ms(ch, cdc.replica_database) or 0) < beat_ms:
-            assert time.monotonic() - started < timeout, "replica did not catch up"
-            time.sleep(0.05)
-    return time.monotonic() - started
+    return monitor.wait_caught_up(postgres, clickhouse, cdc.replica_database, timeout)
 
 
 def counts(postgres, clickhouse, cdc, tables=TABLES):

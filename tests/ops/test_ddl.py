@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from platform_assets.ops.ddl import DDL_DIR, DdlError, DdlFile, discover, plan, split_statements
+from platform_assets.core.sql import SqlError, split_statements
+from platform_assets.ops.ddl import DDL_DIR, DdlError, DdlFile, discover, plan
 
 
 def test_split_ignores_semicolons_in_strings_comments_and_identifiers():
@@ -23,7 +24,7 @@ def test_split_ignores_semicolons_in_strings_comments_and_identifiers():
 
 
 def test_split_rejects_unterminated_quote():
-    with pytest.raises(DdlError, match="unterminated"):
+    with pytest.raises(SqlError, match="unterminated"):
         split_statements("SELECT 'oops")
 
 

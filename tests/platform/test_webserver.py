@@ -7,11 +7,13 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 
-from platform_assets.stack.config import REPO_ROOT
 from platform_assets.stack.process import free_port, stop_pid
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 QUERY = """
 { assetNodes { assetKey { path } groupName }

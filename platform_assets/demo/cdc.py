@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from platform_assets.cdc import replica, source
-from platform_assets.cdc.monitor import read_lag, table_states
+from platform_assets.cdc.monitor import read_lag, table_states, wait_caught_up
 from platform_assets.cdc.resources import CdcResource, configured_tables
-from platform_assets.cdc.simulator import Workload
-from platform_assets.resources import ClickHouseResource, PostgresResource
+from platform_assets.core.resources import ClickHouseResource, PostgresResource
+from platform_assets.synthetic.app import Workload
 
 
 def cdc_summary(
@@ -22,14 +20,7 @@ def cdc_summary(
 ) -> dict[str, Any]:
     with postgres.connect(autocommit=True) as conn:
         record = Workload(conn, seed=seed, rate=rate).run(duration=seconds, rate=rate)
-        beat_ms = int(source.write_heartbeat(conn).timestamp() * 1000)
-    started = time.monotonic()
-    with clickhouse.client() as ch:
-        while (replica.heartbeat_seen_ms(ch, cdc.replica_database) or 0) < beat_ms:
-            if time.monotonic() - started > 60:
-                break
-            time.sleep(0.05)
-    caught_up_s = round(time.monotonic() - started, 3)
+    caught_up_s = wait_caught_up(postgres, clickhouse, cdc.replica_database, 60.0)
     reading = read_lag(postgres, clickhouse, cdc.replica_database)
     states = table_states(postgres, clickhouse, cdc.replica_database, configured_tables())
     return {

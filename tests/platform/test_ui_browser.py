@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -27,8 +28,9 @@ from platform_assets.cdc.assets import app_schema, build_replica_asset, source_r
 from platform_assets.cdc.resources import configured_tables
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
-from platform_assets.stack.config import REPO_ROOT
 from platform_assets.stack.process import free_port, stop_pid
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's build (scripts/setup.sh); Playwright never downloads one
 # Root in CI containers needs --no-sandbox; /dev/shm is small in containers.
