@@ -2,7 +2,7 @@
 
 from dagster import Definitions
 
-from platform_assets import environment
+from platform_assets import environment, registry
 from platform_assets.cdc import definitions as cdc
 from platform_assets.core.resources import build_resources
 from platform_assets.export import definitions as export
@@ -14,7 +14,8 @@ from platform_assets.transform import definitions as transform
 
 DOMAINS = (ops, ingest, cdc, transform, publish, export, report)
 
-environment.prepare()  # a missing or unknown setting fails here, at load time, naming it
+# A missing or unknown setting fails here, at load time, naming it.
+environment.prepare(registry.RESOURCE_CLASSES.values())
 
 defs = Definitions.merge(
     *(domain.definitions() for domain in DOMAINS),

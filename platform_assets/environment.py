@@ -13,28 +13,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from platform_assets.cdc.resources import CdcResource
 from platform_assets.core.resources import SHARED
-from platform_assets.core.settings import ConfigError, all_vars, missing, required_vars
-from platform_assets.export.resources import ExportResource
-from platform_assets.publish.resources import GrafanaResource
+from platform_assets.core.settings import ConfigError, missing
 from platform_assets.stack.config import StackConfig
 from platform_assets.stack.servers import Stack
-from platform_assets.transform.profile import DbtProfile
 
 ENVIRONMENTS = ("local", "docker", "prod")
-__all__ = ["ENVIRONMENTS", "REQUIRED_ENV_VARS", "RESOURCE_CLASSES", "ConfigError", "current", "prepare"]
-
-# Resource key in Definitions -> the class whose SETTINGS table says what it reads.
-RESOURCE_CLASSES: dict[str, type] = {
-    **SHARED,
-    "cdc": CdcResource,
-    "dbt": DbtProfile,
-    "grafana": GrafanaResource,
-    "export": ExportResource,
-}
-REQUIRED_ENV_VARS = tuple(required_vars(RESOURCE_CLASSES.values()))
-ALL_ENV_VARS = tuple(all_vars(RESOURCE_CLASSES.values()))
+__all__ = ["ENVIRONMENTS", "ConfigError", "current", "prepare"]
 
 
 def current() -> str:
@@ -44,9 +29,10 @@ def current() -> str:
     return env
 
 
-def prepare(resource_classes: Iterable[type] = RESOURCE_CLASSES.values()) -> str:
+def prepare(resource_classes: Iterable[type] = SHARED.values()) -> str:
     """Called once by definitions.py (and the command-line tools) before resources are built:
-    fills in the embedded stack's settings locally, then checks every required one is set."""
+    fills in the embedded stack's settings locally, then checks that every required setting of
+    ``resource_classes`` is set (``platform_assets.registry`` lists the code location's)."""
     env = current()
     if env == "local":
         for key, value in Stack(StackConfig.from_env()).env().items():

@@ -1,4 +1,10 @@
-"""Real servers for the whole test session: one embedded stack on free ports in a temp dir."""
+"""Real servers for the whole test session: one embedded stack on free ports in a temp dir.
+
+Every test carries one level marker (module-level ``pytestmark``): ``unit`` (no server: ``pytest
+-m unit`` runs on a bare machine), ``integration`` (real servers, called directly) or ``e2e``
+(through Dagster: materializations, sensors, the UI, the demo). Collection fails for a test
+without one, and for a ``unit`` test that asks for the servers.
+"""
 
 from __future__ import annotations
 
@@ -23,15 +29,48 @@ from platform_assets.stack.servers import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+LEVELS = ("unit", "integration", "e2e")
+SERVER_FIXTURES = {"stack", "stack_resources", "clickhouse", "postgres", "kafka", "s3", "cdc", "dbt"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = []
+    for item in items:
+        levels = {m.name for m in item.iter_markers() if m.name in LEVELS}
+        if len(levels) != 1:
+            problems.append(f"{item.nodeid}: needs exactly one of the markers {'/'.join(LEVELS)}, has {sorted(levels)}")
+            continue
+        servers = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if "unit" in levels and servers:
+            problems.append(f"{item.nodeid}: marked unit but uses the servers ({sorted(servers)})")
+    if problems:
+        raise pytest.UsageError("test level markers:\n" + "\n".join(problems))
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
+    import psycopg
+
+    from platform_assets.cdc.source import migrate
+
     saved = dict(os.environ)
     with scratch_stack("platform-test-stack-") as stack:
         try:
             stack.up()
+            env = stack.env()
+            # The launcher only starts servers; the app schema (the CDC source tables, which
+            # many tests write to) is applied here, as `platform-stack up` does.
+            with psycopg.connect(
+                host=env["POSTGRES_HOST"],
+                port=int(env["POSTGRES_PORT"]),
+                user=env["POSTGRES_USER"],
+                password=env["POSTGRES_PASSWORD"],
+                dbname=env["POSTGRES_DB"],
+                connect_timeout=5,
+            ) as conn:
+                migrate(conn)
             # Dagster resources read EnvVar at run time: point them at this stack.
-            os.environ.update(stack.env())
+            os.environ.update(env)
             yield stack
         finally:
             os.environ.clear()

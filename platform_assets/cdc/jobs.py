@@ -46,7 +46,7 @@ cdc_heartbeat_schedule = ScheduleDefinition(
 
 
 class RepairConfig(Config):
-    tables: list[str] = []  # empty: every table whose columns differ from the source
+    tables: list[str] = []  # noqa: RUF012 - a pydantic field (copied per instance); empty: every drifted table
 
 
 @op

@@ -23,7 +23,7 @@ def export_summary(export: ExportResource, s3: ObjectStoreResource, days: list[d
             key = export.day_prefix(table, day) + MANIFEST_NAME
             try:
                 m = Manifest.from_json(target.read(key))
-            except Exception:  # noqa: BLE001,S112 - not exported: nothing to report
+            except Exception:  # noqa: BLE001 - not exported: nothing to report
                 continue
             per_day[day.isoformat()] = {"objects": len(m.objects), "rows": m.rows, "bytes": m.bytes}
         if per_day:

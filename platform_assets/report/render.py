@@ -43,7 +43,7 @@ def page_path(day: date, root: Path | None = None) -> Path:
 
 def format_value(value: float | int | None, kind: str) -> str:
     if value is None:
-        return "–"
+        return "\u2013"  # an en dash: no figure
     if kind == "rate":
         return f"{value:.2%}"
     if kind == "usd":

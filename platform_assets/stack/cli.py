@@ -27,8 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack = Stack(StackConfig.from_env(args.dir))
         if args.command == "up":
-            for name, state in stack.up(args.servers).items():
+            states = stack.up(args.servers)
+            for name, state in states.items():
                 print(f"{name:<11} {state}")
+            if "postgres" in states:
+                migrate_app_schema(stack)
             return _print_status(stack, as_json=False)
         if args.command == "down":
             for name, state in stack.down(args.servers).items():
@@ -42,6 +45,32 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as exc:
         print(f"platform-stack {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def migrate_app_schema(stack: Stack) -> list[str]:
+    """The demo app's schema (the CDC source tables) in the app database; idempotent.
+
+    The launcher only starts servers (and creates the empty app database). This command is
+    the composition point where the CDC domain's schema is applied on top, so the import of
+    ``platform_assets.cdc`` stays here, lazily, and out of the server modules.
+    """
+    import psycopg
+
+    from platform_assets.cdc.source import SourceError, migrate
+
+    env = stack.servers["postgres"].env()
+    try:
+        with psycopg.connect(
+            host=env["POSTGRES_HOST"],
+            port=int(env["POSTGRES_PORT"]),
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"],
+            dbname=env["POSTGRES_DB"],
+            connect_timeout=3,
+        ) as conn:
+            return migrate(conn)
+    except SourceError as exc:
+        raise StackError(f"postgres app schema: {exc}") from exc
 
 
 def _print_status(stack: Stack, as_json: bool) -> int:

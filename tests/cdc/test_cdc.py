@@ -26,6 +26,8 @@ from platform_assets.stack.scratch import free_ports, new_stack_dir
 from platform_assets.stack.servers import PostgresServer
 from platform_assets.synthetic.app import Workload
 
+pytestmark = pytest.mark.e2e
+
 TABLES = configured_tables()
 
 

@@ -7,6 +7,8 @@ import pytest
 from platform_assets.cdc.lag import LagReading, LagThresholds, evaluate, parity_tolerance
 from platform_assets.cdc.resources import CdcConfigError, configured_tables
 
+pytestmark = pytest.mark.unit
+
 T = LagThresholds(max_lag_bytes=1000, max_lag_seconds=10, stalled_after_ticks=3)
 
 

@@ -16,6 +16,8 @@ from platform_assets.export.resources import ExportResource, build_export_resour
 from platform_assets.export.tables import EXPORT_TABLES, table
 from platform_assets.export.target import LocalTarget, S3Target, sql_str
 
+pytestmark = pytest.mark.unit
+
 
 def test_target_defaults_follow_the_environment():
     assert build_export_resource({"PLATFORM_ENV": "local"}).target == "local"

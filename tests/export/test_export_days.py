@@ -30,6 +30,8 @@ from platform_assets.export.target import MANIFEST_NAME, Target
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
 
+pytestmark = pytest.mark.e2e
+
 TODAY = datetime.now(UTC).date()
 D0, D1, D2, EMPTY = (TODAY - timedelta(days=n) for n in (80, 79, 78, 77))
 MUTATED_DAY = {"local": D1, "s3": D2}

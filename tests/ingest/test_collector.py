@@ -27,6 +27,8 @@ from platform_assets.ingest.monitor import broker_lag
 from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.synthetic.agents import AgentSimulator
 
+pytestmark = pytest.mark.integration
+
 KEYS = {"k2026a": b"first-secret-0123456789", "k2026b": b"rotated-secret-0123456789"}
 HASH_KEY = b"hash-key-for-tests-0123"
 # Rows older than the raw tables' 90-day TTL are dropped on insert: stamp events with today.

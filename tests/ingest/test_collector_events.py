@@ -26,6 +26,8 @@ from platform_assets.ingest.collector.events import (
     verify,
 )
 
+pytestmark = pytest.mark.unit
+
 KEYS = {"a": b"0123456789abcdef0123"}
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from platform_assets.ingest.lag import PartitionLag, TopicLag, evaluate
+
+pytestmark = pytest.mark.unit
 
 
 def topic(*parts: tuple[int, int | None], error=None, consumer=None) -> TopicLag:

@@ -8,6 +8,8 @@ import pytest
 
 from platform_assets.ingest.collector.otlp import SpanTooLarge, span_count, to_messages
 
+pytestmark = pytest.mark.unit
+
 
 def request(resources: int, scopes: int, spans: int, pad: int = 200) -> dict:
     return {

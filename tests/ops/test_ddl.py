@@ -7,6 +7,8 @@ import pytest
 from platform_assets.core.sql import SqlError, split_statements
 from platform_assets.ops.ddl import DDL_DIR, DdlError, DdlFile, discover, plan
 
+pytestmark = pytest.mark.unit
+
 
 def test_split_ignores_semicolons_in_strings_comments_and_identifiers():
     sql = """
@@ -37,7 +39,7 @@ def test_discover_orders_files_and_rejects_bad_names(tmp_path):
     (tmp_path / "001_a.sql").write_text("SELECT 1")
     assert [f.name for f in discover(tmp_path)] == ["001_a.sql", "002_b.sql"]
     (tmp_path / "3_bad.sql").write_text("SELECT 3")
-    with pytest.raises(DdlError, match="3_bad.sql: DDL files must be named"):
+    with pytest.raises(DdlError, match=r"3_bad\.sql: DDL files must be named"):
         discover(tmp_path)
 
 

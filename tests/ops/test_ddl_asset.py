@@ -12,6 +12,8 @@ from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.ops.checks import clickhouse_schema_in_sync
 from platform_assets.ops.ddl import DDL_DIR, DdlError
 
+pytestmark = pytest.mark.e2e
+
 
 def run(resources, ddl_dir, *, with_check=False, raise_on_error=True):
     config = {"ops": {"clickhouse__schema": {"config": {"ddl_dir": str(ddl_dir)}}}}
@@ -27,7 +29,7 @@ def run(resources, ddl_dir, *, with_check=False, raise_on_error=True):
     )
 
 
-@pytest.fixture()
+@pytest.fixture
 def resources(stack, clickhouse, kafka):
     return {"clickhouse": clickhouse, "kafka": kafka}
 

@@ -7,8 +7,10 @@ import importlib
 import pytest
 from dagster import AssetKey
 
-from platform_assets import environment
+from platform_assets import environment, registry
 from platform_assets.stack.config import DEFAULT_PORTS
+
+pytestmark = pytest.mark.unit
 
 
 def test_definitions_load_with_assets_checks_and_resources():
@@ -26,11 +28,11 @@ def test_definitions_load_with_assets_checks_and_resources():
 
 def test_docker_env_missing_variables_fail_at_load(monkeypatch):
     monkeypatch.setenv("PLATFORM_ENV", "docker")
-    for name in environment.REQUIRED_ENV_VARS:
+    for name in registry.REQUIRED_ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CLICKHOUSE_HOST", "clickhouse")
     with pytest.raises(environment.ConfigError) as err:
-        environment.prepare()
+        environment.prepare(registry.RESOURCE_CLASSES.values())
     assert "CLICKHOUSE_PASSWORD" in str(err.value) and "CLICKHOUSE_HOST" not in str(err.value)
 
 
@@ -43,11 +45,11 @@ def test_unknown_environment_is_rejected(monkeypatch):
 def test_local_env_fills_from_stack_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("PLATFORM_ENV", "local")
     monkeypatch.setenv("PLATFORM_STACK_DIR", str(tmp_path))
-    for name in environment.REQUIRED_ENV_VARS:
+    for name in registry.REQUIRED_ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     for name in DEFAULT_PORTS:
         monkeypatch.delenv(f"PLATFORM_{name.upper()}_PORT", raising=False)
-    assert environment.prepare() == "local"
+    assert environment.prepare(registry.RESOURCE_CLASSES.values()) == "local"
     import os
 
     assert os.environ["CLICKHOUSE_HTTP_PORT"] == "18123"

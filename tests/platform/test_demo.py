@@ -18,8 +18,10 @@ from platform_assets.stack.config import StackConfig
 from platform_assets.stack.scratch import free_ports, new_stack_dir
 from platform_assets.stack.servers import Stack
 
+pytestmark = pytest.mark.e2e
 
-@pytest.fixture()
+
+@pytest.fixture
 def fresh_stack_dir():
     """An empty stack directory (no schema, no topics), as on a new machine; stopped afterwards."""
     root, ports = new_stack_dir("platform-test-demo-"), free_ports()

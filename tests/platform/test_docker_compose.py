@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from platform_assets.environment import REQUIRED_ENV_VARS
+from platform_assets.registry import REQUIRED_ENV_VARS
+
+pytestmark = pytest.mark.unit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO_ROOT / "docker"

@@ -30,6 +30,8 @@ from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.stack.process import free_port, stop_pid
 
+pytestmark = pytest.mark.e2e
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's build (scripts/setup.sh); Playwright never downloads one
@@ -184,7 +186,7 @@ def goto_until(page: Page, url: str, ready_text: str, attempts: int = 6) -> None
             page.goto(url, timeout=60_000, wait_until="domcontentloaded")
             page.get_by_text(ready_text, exact=True).first.wait_for(timeout=20_000)
             return
-        except Exception:  # noqa: BLE001 - retried below; the last attempt raises
+        except Exception:
             if attempt == attempts - 1:
                 raise
             time.sleep(3)

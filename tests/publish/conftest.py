@@ -53,7 +53,7 @@ def product_rows(day: date, rng: random.Random) -> list[list[Any]]:
         ws, actor = WORKSPACES[n % 2], f"{rng.getrandbits(64):016x}graf{n:012d}"
         t = datetime.combine(day, time(rng.randrange(20)), tzinfo=UTC) + timedelta(seconds=rng.randrange(3000))
         steps = [("page_view", '{"path": "/signup"}'), ("signup_submitted", "{}"), ("signup_completed", "{}")]
-        steps = steps[: 1 + rng.randrange(3)] + [("feature_used", '{"feature": "reports"}')]
+        steps = [*steps[: 1 + rng.randrange(3)], ("feature_used", '{"feature": "reports"}')]
         for i, (event_type, props) in enumerate(steps):
             rows.append([uuid.UUID(int=rng.getrandbits(128), version=4), event_type, t + timedelta(minutes=2 * i),
                          ws, f"graf-{day:%Y%m%d}-{n}", actor, "web", "{}", props])  # fmt: skip

@@ -15,6 +15,8 @@ from platform_assets.publish.dashboards import DASHBOARDS, all_dashboards
 from platform_assets.publish.generate import ALERTING_FILE, GRAFANA_DIR, generated_files, stale_files, write_files
 from platform_assets.publish.macros import Expansion, MacroError, TimeRange, expand
 
+pytestmark = pytest.mark.unit
+
 EXPECTED_DASHBOARD_UIDS = {"platform-product-analytics", "platform-agent-telemetry", "platform-health"}
 EXPECTED_RULE_UIDS = {
     "platform-agent-error-rate",

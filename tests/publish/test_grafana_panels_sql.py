@@ -20,6 +20,8 @@ from platform_assets.publish.checks import build_panel_check, run_dashboard_quer
 from platform_assets.publish.dashboards import DASHBOARDS, spec_by_uid
 from platform_assets.publish.resources import GrafanaResource
 
+pytestmark = pytest.mark.e2e
+
 # Panels with rows on this folder's days. The others read data those days do not have: retention,
 # orders and MRR come from the app's users/orders/subscriptions (CDC), which these tests leave to
 # the product-mart tests; the health panels read live state and dead letters (30-day TTL).
@@ -73,7 +75,7 @@ def test_grafana_user_is_read_only_and_sees_no_payloads(publish_marts, grafana_r
             "SELECT context FROM raw.agent_events LIMIT 1",
             "SELECT * FROM raw.product_events LIMIT 1",
         ):
-            with pytest.raises(Exception, match="(?i)privileges|readonly|ACCESS_DENIED"):
+            with pytest.raises(Exception, match=r"(?i)privileges|readonly|ACCESS_DENIED"):
                 ch.query(sql)
         # Row policy: the raw events it may read are the last day's only (the history is 82+ days old).
         old = ch.query("SELECT count() FROM raw.agent_events WHERE occurred_at < now() - INTERVAL 2 DAY").result_rows

@@ -17,6 +17,8 @@ from platform_assets.publish.dashboards import build_dashboard, spec_by_uid
 from platform_assets.publish.datasource import ClickHouseConnection, datasource_body
 from platform_assets.publish.resources import GrafanaResource
 
+pytestmark = pytest.mark.unit
+
 CLICKHOUSE = ClickHouseResource(host="clickhouse", http_port=8123, tcp_port=9000, username="platform", password="x")
 
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
+
 from platform_assets.report.data import KPIS, ReportData
 from platform_assets.report.render import format_change, format_value, render_html
+
+pytestmark = pytest.mark.unit
 
 
 def test_values_by_kind():
     assert format_value(1234, "count") == "1,234"
     assert format_value(0.0923, "rate") == "9.23%"
     assert format_value(1234.5, "usd") == "$1,234.50"
-    assert format_value(None, "usd") == "–"
+    assert format_value(None, "usd") == "\u2013"
 
 
 def test_change_says_good_or_bad_news_not_the_sign():

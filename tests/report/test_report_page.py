@@ -28,6 +28,8 @@ from platform_assets.report.charts import PANELS
 from platform_assets.report.data import KPIS
 from platform_assets.synthetic.history_agents import load_agent_history
 
+pytestmark = pytest.mark.e2e
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TODAY = datetime.now(UTC).date()

@@ -18,10 +18,11 @@ import pytest
 import requests
 from confluent_kafka import Producer
 
-from platform_assets.stack import servers as servers_mod
 from platform_assets.stack.config import StackConfig, StackError
 from platform_assets.stack.scratch import free_ports, new_stack_dir
 from platform_assets.stack.servers import KafkaServer, Stack
+
+pytestmark = pytest.mark.integration
 
 
 class Cli:
@@ -97,6 +98,10 @@ def test_up_status_down_up_keeps_data(cli):
     assert "wal_level=logical" in status["postgres"]["detail"]
 
     settings = cli.settings()
+    # `up` applies the CDC app schema after the start (the servers themselves apply none).
+    with pg(settings) as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert {"users", "orders", "subscriptions", "events", "platform_source_migrations"} <= tables, tables
     ch(settings, "CREATE TABLE IF NOT EXISTS default.keep (x UInt64) ENGINE = MergeTree ORDER BY x")
     ch(settings, "INSERT INTO default.keep SELECT number FROM numbers(12345)")
     with pg(settings) as conn:
@@ -229,15 +234,15 @@ def test_server_dying_at_start_shows_its_log(monkeypatch):
     assert "nosuchengine" in message  # the broker's own complaint, from its log
 
 
-def test_missing_postgres_binaries_names_apt_get(monkeypatch):
-    monkeypatch.setattr(servers_mod.glob, "glob", lambda pattern: [])
-    monkeypatch.setattr(servers_mod.shutil, "which", lambda name: None)
-    with pytest.raises(StackError, match=r"apt-get install -y postgresql-15"):
-        servers_mod.postgres_bin_dir()
-
-
-def test_stack_env_names_match_the_resources(tmp_path):
-    from platform_assets.environment import REQUIRED_ENV_VARS
-
-    env = Stack(StackConfig(root=tmp_path, ports=free_ports())).env()
-    assert set(REQUIRED_ENV_VARS) <= set(env)
+def test_launcher_creates_the_app_database_but_applies_no_schema():
+    """Server-level setup only: the app schema is the CDC domain's (applied by `platform-stack up`)."""
+    root = new_stack_dir("platform-test-nodomain-")
+    stack = Stack(StackConfig(root=root, ports=free_ports()))
+    try:
+        assert stack.up(["postgres"])["postgres"] == "started"
+        with pg(stack.env()) as conn:
+            tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+        assert tables == []
+    finally:
+        stack.down()
+        shutil.rmtree(root, ignore_errors=True)

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from platform_assets.transform import history_agents as ha
+from platform_assets.synthetic import history_agents as ha
+
+pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,7 +114,7 @@ def read_mart(ch, model: str, start: date, end: date, workspaces: list[str] | No
 
 
 def rows_sorted(ch, model: str) -> list[tuple]:
-    keys, values = SHAPES[model]
+    keys, _values = SHAPES[model]
     return ch.query(f"SELECT * FROM marts.{model} ORDER BY {', '.join(keys)}").result_rows
 
 

@@ -25,6 +25,8 @@ from platform_assets.synthetic.history_product import (
     percentile,
 )
 
+pytestmark = pytest.mark.integration
+
 SEED = 20_240_611
 MODELS = [
     "fct_sessions",

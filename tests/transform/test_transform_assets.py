@@ -23,6 +23,8 @@ from platform_assets.transform.assets import dbt_models
 from platform_assets.transform.jobs import transform_daily_job, transform_previous_day
 from platform_assets.transform.resources import build_dbt_resource
 
+pytestmark = pytest.mark.e2e
+
 # Days of their own, before the history other transform tests load (they never overlap).
 TODAY = datetime.now(UTC).date()
 WEEK = [TODAY - timedelta(days=70 - i) for i in range(7)]
