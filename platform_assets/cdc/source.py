@@ -5,15 +5,21 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString, cast
 
 import psycopg
 from psycopg import sql
 
-from platform_assets.core.sql import split_statements
+from platform_assets.core.sql import load, split_statements
 
-MIGRATIONS_DIR = Path(__file__).parent / "sql" / "postgres"
+MIGRATIONS_DIR = Path(__file__).parent / "sql" / "postgres"  # every *.sql here is a migration
 HEARTBEAT_TABLE = "cdc_heartbeat"
+
+
+def _query(name: str) -> LiteralString:
+    """``sql/postgres_queries/<name>.sql`` (beside the migrations, not among them). A file of the
+    package, not user input, hence typed as a literal for psycopg; values stay ``%s`` parameters."""
+    return cast(LiteralString, load(__file__, f"postgres_queries/{name}.sql"))
 
 
 class SourceError(RuntimeError):
@@ -57,19 +63,7 @@ def check_wal_level(conn: psycopg.Connection) -> None:
 
 def check_tables(conn: psycopg.Connection, tables: list[str]) -> dict[str, list[str]]:
     """Every table must exist and have a primary key or REPLICA IDENTITY FULL; returns PK columns."""
-    rows = conn.execute(
-        """
-        SELECT c.relname, c.relreplident,
-               coalesce(array_agg(a.attname ORDER BY a.attnum) FILTER (WHERE a.attname IS NOT NULL), '{}')
-        FROM pg_class c
-        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
-        LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
-        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
-        WHERE c.relkind = 'r' AND c.relname = ANY(%s)
-        GROUP BY c.relname, c.relreplident
-        """,
-        (tables,),
-    ).fetchall()
+    rows = conn.execute(_query("table_keys"), (tables,)).fetchall()
     found = {name: (ident, list(pk)) for name, ident, pk in rows}
     missing = [t for t in tables if t not in found]
     if missing:
@@ -171,15 +165,7 @@ class SlotStatus:
 
 
 def slot_status(conn: psycopg.Connection, slot_name: str) -> SlotStatus | None:
-    row = conn.execute(
-        """
-        SELECT slot_name, active, wal_status,
-               pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
-               confirmed_flush_lsn::text, pg_current_wal_lsn()::text
-        FROM pg_replication_slots WHERE slot_name = %s
-        """,
-        (slot_name,),
-    ).fetchone()
+    row = conn.execute(_query("slot_status"), (slot_name,)).fetchone()
     if row is None:
         return None
     return SlotStatus(row[0], bool(row[1]), row[2], int(row[3] or 0), row[4], row[5])
@@ -201,11 +187,7 @@ def source_counts(conn: psycopg.Connection, tables: list[str]) -> dict[str, int]
 
 
 def source_columns(conn: psycopg.Connection, tables: list[str]) -> dict[str, list[str]]:
-    rows = conn.execute(
-        "SELECT table_name, column_name FROM information_schema.columns "
-        "WHERE table_schema = 'public' AND table_name = ANY(%s) ORDER BY table_name, ordinal_position",
-        (tables,),
-    ).fetchall()
+    rows = conn.execute(_query("source_columns"), (tables,)).fetchall()
     out: dict[str, list[str]] = {t: [] for t in tables}
     for table, column in rows:
         out[table].append(column)

@@ -30,12 +30,10 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from platform_assets.ingest.collector.events import sign
+from platform_assets.synthetic.prices import model_prices
 
-MODELS = [  # model, provider, USD per input token, USD per output token
-    ("gpt-4o-mini", "openai", 0.15e-6, 0.6e-6),
-    ("gpt-4o", "openai", 2.5e-6, 10e-6),
-    ("claude-3-5-haiku", "anthropic", 0.8e-6, 4e-6),
-]
+# model, provider, USD per input token, USD per output token: the dbt seed's list prices.
+MODELS = [(model, *price) for model, price in model_prices().items()]
 TOOLS = ["web_search", "sql_query", "send_email", "calculator"]
 AGENTS = ["support_bot", "research_agent", "sql_analyst"]
 ERRORS = ["rate_limited", "timeout", "invalid_request"]

@@ -31,14 +31,11 @@ import numpy as np
 
 from platform_assets.core.identity import user_hash
 from platform_assets.core.resources import ClickHouseResource
+from platform_assets.synthetic.prices import model_prices
+from platform_assets.synthetic.raw_columns import AGENT_EVENT_COLUMNS, SPAN_COLUMNS
 
-# model -> (provider, USD per input token, USD per output token); the same list prices as
-# dbt/seeds/model_prices.csv (a test checks they agree) and platform_assets.synthetic.agents.
-MODELS: dict[str, tuple[str, float, float]] = {
-    "gpt-4o-mini": ("openai", 0.00000015, 0.0000006),
-    "gpt-4o": ("openai", 0.0000025, 0.00001),
-    "claude-3-5-haiku": ("anthropic", 0.0000008, 0.000004),
-}
+# model -> (provider, USD per input token, USD per output token), from dbt/seeds/model_prices.csv.
+MODELS: dict[str, tuple[str, float, float]] = model_prices()
 AGENT_SERVICE = {"support_bot": "agent-runtime", "sql_analyst": "agent-runtime", "research_agent": "research-worker"}
 TOOLS = ["web_search", "sql_query", "send_email", "calculator"]
 TOOL_SERVICE = {"sql_query": "tool-gateway"}  # other tools run inside the agent's own service
@@ -47,52 +44,6 @@ WORKSPACES = ["ws_1", "ws_2", "ws_3"]
 SLO_TARGET = 0.99
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS_PER_DAY = 86_400_000
-
-SPAN_COLUMNS = [
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "tenant",
-    "env",
-    "service",
-    "scope",
-    "operation",
-    "kind",
-    "status_code",
-    "status_message",
-    "start_time",
-    "end_time",
-    "duration_ms",
-    "attributes",
-    "resource_attributes",
-    "kafka_partition",
-    "kafka_offset",
-]
-EVENT_COLUMNS = [
-    "event_id",
-    "event_type",
-    "occurred_at",
-    "workspace_id",
-    "session_id",
-    "actor_id",
-    "source",
-    "context",
-    "model",
-    "provider",
-    "input_tokens",
-    "output_tokens",
-    "prompt_hash",
-    "latency_ms",
-    "success",
-    "error_type",
-    "tool_name",
-    "status",
-    "unit_cost_input",
-    "unit_cost_output",
-    "cost_usd",
-    "kafka_partition",
-    "kafka_offset",
-]
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -575,7 +526,7 @@ def insert_spans(client: Any, spans: list[Span]) -> None:
 
 
 def insert_events(client: Any, events: list[Event]) -> None:
-    client.insert("raw.agent_events", [e.row() for e in events], column_names=EVENT_COLUMNS)
+    client.insert("raw.agent_events", [e.row() for e in events], column_names=AGENT_EVENT_COLUMNS)
 
 
 def load_agent_history(

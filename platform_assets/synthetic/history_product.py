@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 
 from platform_assets.core.identity import user_hash
 from platform_assets.core.resources import ClickHouseResource, PostgresResource
+from platform_assets.synthetic.raw_columns import PRODUCT_EVENT_COLUMNS
 
 BASE_ID = 5_000_000  # users, orders and subscriptions of this history: no other code uses this range
 N_USERS = 200
@@ -41,20 +42,6 @@ PLANS = {"pro": 2_900, "team": 9_900, "enterprise": 49_900}  # mrr_cents
 SESSION_GAP_S = 30 * 60  # a gap strictly above this starts a new session
 FUNNEL_STEPS = ("signup_page_view", "signup_submitted", "signup_completed")
 FUNNEL_WINDOW = timedelta(days=7)
-RAW_COLUMNS = [
-    "event_id",
-    "event_type",
-    "occurred_at",
-    "workspace_id",
-    "session_id",
-    "actor_id",
-    "source",
-    "context",
-    "properties",
-    "kafka_partition",
-    "kafka_offset",
-    "ingested_at",
-]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -540,6 +527,6 @@ def load_product_history(
             f"DELETE FROM raw.product_events WHERE startsWith(session_id, '{SESSION_PREFIX}')",
             settings={"mutations_sync": 2},
         )
-        ch.insert("raw.product_events", b.raw, column_names=RAW_COLUMNS)
+        ch.insert("raw.product_events", b.raw, column_names=PRODUCT_EVENT_COLUMNS)
     hist.raw_rows = len(b.raw)
     return hist

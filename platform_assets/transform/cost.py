@@ -8,21 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-COST_SQL = """
-SELECT
-    extract(query, '"node_id": "([^"]+)"') AS node_id,
-    count() AS queries,
-    sum(read_rows) AS read_rows,
-    sum(read_bytes) AS read_bytes,
-    sum(written_rows) AS written_rows,
-    sum(query_duration_ms) AS duration_ms,
-    max(memory_usage) AS peak_memory_bytes
-FROM system.query_log
-WHERE type = 'QueryFinish'
-  AND event_date >= today() - 1
-  AND position(query, {marker:String}) > 0
-GROUP BY node_id
-"""
+from platform_assets.core.sql import load
+
+COST_SQL = load(__file__, "model_costs.sql")
 
 
 def model_costs(client: Any, invocation_id: str) -> dict[str, dict[str, int]]:

@@ -63,7 +63,9 @@ def observations(result: SensorResult) -> list[AssetObservation]:
 def lag_ticks(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Iterator[tuple[LagReading, SensorResult]]]:
     """Runs the lag sensor once per reading, each tick starting from the cursor the previous wrote."""
 
-    def run(readings: list[LagReading], cursor: str | None = None, **cdc: Any) -> Iterator[tuple[LagReading, SensorResult]]:
+    def run(
+        readings: list[LagReading], cursor: str | None = None, **cdc: Any
+    ) -> Iterator[tuple[LagReading, SensorResult]]:
         calls: list[str] = []
         res = resources(**cdc)
         for r in readings:

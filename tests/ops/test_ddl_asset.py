@@ -11,6 +11,7 @@ from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.ops.checks import clickhouse_schema_in_sync
 from platform_assets.ops.ddl import DDL_DIR, DdlError
+from platform_assets.synthetic.raw_columns import RAW_TABLE_COLUMNS
 
 pytestmark = pytest.mark.e2e
 
@@ -94,3 +95,21 @@ def test_failing_statement_names_file_and_statement(resources, tmp_path):
     )
     with pytest.raises(DdlError, match=r"002_broken\.sql, statement 2"):
         run(resources, ddl)
+
+
+def test_synthetic_raw_column_lists_name_real_columns_in_table_order(resources, clickhouse):
+    assert run(resources, DDL_DIR).success
+    with clickhouse.client() as ch:
+        for table, columns in RAW_TABLE_COLUMNS.items():
+            database, name = table.split(".")
+            real = [
+                r[0]
+                for r in ch.query(
+                    "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String} "
+                    "ORDER BY position",
+                    parameters={"d": database, "t": name},
+                ).result_rows
+            ]
+            missing = [c for c in columns if c not in real]
+            assert not missing, f"{table}: {missing} are not columns of the table"
+            assert sorted(columns, key=real.index) == columns, f"{table}: list out of the table's column order"

@@ -29,6 +29,7 @@ from platform_assets.cdc.resources import configured_tables
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.stack.process import free_port, stop_pid
+from platform_assets.synthetic.raw_columns import LLM_CALL_FIELDS
 
 pytestmark = pytest.mark.e2e
 
@@ -45,11 +46,6 @@ MART = "marts/mart_llm_daily"
 LOAD_TIMEOUT_S = 240  # the code location loads the dbt manifest; slow on a busy 2-core runner
 RUN_TIMEOUT_S = 300  # queued, picked up by the daemon, then one dbt build of two models
 UI_TIMEOUT_MS = 30_000  # any single page action
-
-LLM_COLUMNS = [
-    "event_id", "event_type", "occurred_at", "workspace_id", "session_id", "actor_id", "source", "context", "model",
-    "provider", "input_tokens", "output_tokens", "latency_ms", "success", "cost_usd",
-]  # fmt: skip
 
 
 def gql(url: str, query: str, **variables) -> dict:
@@ -77,7 +73,7 @@ def raw_day(stack, clickhouse, postgres, kafka, cdc) -> int:
     ]  # fmt: skip
     with clickhouse.client() as ch:
         ch.command(f"DELETE FROM raw.agent_events WHERE workspace_id = '{WORKSPACE}'", settings={"mutations_sync": 2})
-        ch.insert("raw.agent_events", rows, column_names=LLM_COLUMNS)
+        ch.insert("raw.agent_events", rows, column_names=LLM_CALL_FIELDS)
     return CALLS
 
 

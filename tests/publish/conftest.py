@@ -17,12 +17,11 @@ from fake_grafana import FakeGrafana  # beside the tests: pytest puts this folde
 
 from platform_assets.publish.client import GrafanaClient
 from platform_assets.publish.macros import TimeRange
+from platform_assets.synthetic.raw_columns import PRODUCT_EVENT_FIELDS
 
 TODAY = datetime.now(UTC).date()
 DAYS = [TODAY - timedelta(days=85 - i) for i in range(4)]
 WORKSPACES = ["ws_graf_1", "ws_graf_2"]
-PRODUCT_COLUMNS = ["event_id", "event_type", "occurred_at", "workspace_id", "session_id", "actor_id", "source",
-                   "context", "properties"]  # fmt: skip
 
 
 @pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.grafana_real)])
@@ -79,7 +78,9 @@ def publish_marts(stack, clickhouse, postgres, kafka, cdc, dbt) -> TimeRange:
         ch.command(
             "DELETE FROM raw.product_events WHERE startsWith(session_id, 'graf-')", settings={"mutations_sync": 2}
         )
-        ch.insert("raw.product_events", [r for d in DAYS for r in product_rows(d, rng)], column_names=PRODUCT_COLUMNS)
+        ch.insert(
+            "raw.product_events", [r for d in DAYS for r in product_rows(d, rng)], column_names=PRODUCT_EVENT_FIELDS
+        )
     window = {"min_date": DAYS[0].isoformat(), "max_date": (DAYS[-1] + timedelta(days=1)).isoformat()}
     dbt("seed")
     dbt("run", "--select", "+path:models/marts", vars=window)

@@ -60,6 +60,6 @@ def test_launcher_imports_no_domain_package():
             offenders += [
                 f"{path.relative_to(STACK_DIR)}: {name}"
                 for name in names
-                if name.split(".")[:2] in (["platform_assets", d] for d in DOMAINS)
+                if any(name == f"platform_assets.{d}" or name.startswith(f"platform_assets.{d}.") for d in DOMAINS)
             ]
     assert offenders == []

@@ -9,7 +9,6 @@ rel=1e-9. Percentiles: numpy.percentile's default (linear) = quantileExactInclus
 
 from __future__ import annotations
 
-import csv
 import os
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -165,15 +164,6 @@ def test_history_shape(agent_history):
     assert any(s.attributes.get("retry.attempt") == "2" for s in h.spans)
     assert {s.service for s in h.spans} >= {"agent-runtime", "research-worker", "tool-gateway"}
     assert ha.build_agent_history(h.start, h.days, SEED, os.environ["USER_HASH_KEY"]).spans == h.spans
-
-
-def test_seed_prices_match_generator():
-    with open(REPO_ROOT / "dbt" / "seeds" / "model_prices.csv") as fh:
-        seed = {
-            r["model"]: (r["provider"], float(r["usd_per_input_token"]), float(r["usd_per_output_token"]))
-            for r in csv.DictReader(fh)
-        }
-    assert seed == ha.MODELS
 
 
 def test_llm_daily_latency_percentiles_tokens_cost(ch, agent_history):

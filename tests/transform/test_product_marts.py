@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from platform_assets.synthetic.history_product import (
-    RAW_COLUMNS,
     SESSION_PREFIX,
     Event,
     ProductHistory,
@@ -24,6 +23,7 @@ from platform_assets.synthetic.history_product import (
     monday,
     percentile,
 )
+from platform_assets.synthetic.raw_columns import PRODUCT_EVENT_COLUMNS
 
 pytestmark = pytest.mark.integration
 
@@ -261,7 +261,7 @@ def test_late_event_appears_after_its_day_is_rerun(history, first_build, clickho
         json.dumps({"feature": "export"}), 0, 0, datetime.now(UTC),
     ]  # fmt: skip
     with clickhouse.client() as ch:
-        ch.insert("raw.product_events", [row], column_names=RAW_COLUMNS)
+        ch.insert("raw.product_events", [row], column_names=PRODUCT_EVENT_COLUMNS)
     sessions_sql = "SELECT count() FROM marts.fct_sessions WHERE session_date = {d:Date}"
     event_sql = "SELECT count() FROM marts.fct_product_events WHERE event_id = {e:UUID}"
     # Not before: a run of the next day (which reads this day as its look-back) leaves the

@@ -19,6 +19,7 @@ from dagster import (
     materialize,
 )
 
+from platform_assets.synthetic.raw_columns import LLM_CALL_FIELDS, PRODUCT_EVENT_FIELDS
 from platform_assets.transform.assets import dbt_models
 from platform_assets.transform.jobs import transform_daily_job, transform_previous_day
 from platform_assets.transform.resources import build_dbt_resource
@@ -62,25 +63,6 @@ def product_rows(day: date, n: int, rng: random.Random) -> list[list]:
     return rows
 
 
-PRODUCT_COLUMNS = [
-    "event_id",
-    "event_type",
-    "occurred_at",
-    "workspace_id",
-    "session_id",
-    "actor_id",
-    "source",
-    "context",
-    "properties",
-]
-
-
-LLM_COLUMNS = [
-    "event_id", "event_type", "occurred_at", "workspace_id", "session_id", "actor_id", "source", "context", "model",
-    "provider", "input_tokens", "output_tokens", "latency_ms", "success", "cost_usd",
-]  # fmt: skip
-
-
 def llm_rows(day: date, n: int, rng: random.Random) -> list[list]:
     rows = []
     for _ in range(n):
@@ -114,8 +96,8 @@ def week_data(platform_ready):
     rows += rows[:25]  # redelivered copies: staging removes them
     llm = [r for day in WEEK for r in llm_rows(day, 100, rng)]
     with platform_ready["clickhouse"].client() as ch:
-        ch.insert("raw.product_events", rows, column_names=PRODUCT_COLUMNS)
-        ch.insert("raw.agent_events", llm, column_names=LLM_COLUMNS)
+        ch.insert("raw.product_events", rows, column_names=PRODUCT_EVENT_FIELDS)
+        ch.insert("raw.agent_events", llm, column_names=LLM_CALL_FIELDS)
     return {"product": rows, "llm": llm}
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson  # several times faster than json for the per-event encode
 
+from platform_assets.core.identity import user_hash
+
 AGENT_TYPES = {"agent_run_started", "agent_run_finished", "tool_call", "llm_call", "error", "business_event"}
 PRODUCT_TYPES = {
     "page_view",
@@ -122,8 +124,9 @@ def validate(events: Any) -> list[dict[str, Any]]:
 
 
 class ActorHasher:
-    """Keyed HMAC-SHA256 of user ids (32 hex chars), with a bounded cache: the same users
-    send many events, and the one-shot ``hmac.digest`` runs in C."""
+    """``user_hash`` (``platform_assets.core.identity``, the pseudonym dbt computes too) of user
+    ids under one key, with a bounded cache: the same users send many events. An empty id
+    hashes to ``""``, as in ``user_hash``; ``protect`` does not even call it for one."""
 
     def __init__(self, hash_key: bytes, cache_size: int = 65_536) -> None:
         self._key = hash_key
@@ -135,7 +138,7 @@ class ActorHasher:
         if hashed is None:
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()  # simplest bound; a refill costs one HMAC per user
-            hashed = hmac.digest(self._key, actor_id.encode(), "sha256").hex()[:32]
+            hashed = user_hash(self._key, actor_id)
             self._cache[actor_id] = hashed
         return hashed
 
@@ -151,8 +154,9 @@ def _without(obj: dict[str, Any], drop_keys: frozenset[str]) -> dict[str, Any]:
 
 
 def protect(event: dict[str, Any], drop_keys: frozenset[str], hasher: bytes | ActorHasher) -> dict[str, Any]:
-    """Drop configured PII keys (top level, context, properties) and replace the user id by a
-    keyed hash (HMAC-SHA256, 32 hex chars): joinable, not reversible without the key."""
+    """Drop configured PII keys (top level, context, properties) and replace the user id by its
+    keyed hash (``user_hash``: HMAC-SHA256, 32 hex chars): joinable, not reversible without the
+    key. An empty or null ``actor_id`` (anonymous) is kept as sent, ``""`` or ``null``."""
     hash_actor = hasher if isinstance(hasher, ActorHasher) else ActorHasher(hasher)
     out = _without(event, drop_keys)
     for name in OBJECTS:
