@@ -1,9 +1,9 @@
 """Alert rules as code (Grafana unified alerting), built with grafana-foundation-sdk.
 
-Every rule is three queries: A, the ClickHouse SQL returning one number per series (string
-columns become labels, so a per-service query alerts per service); B reduces A to its last
-value; C compares B with the threshold and is the rule's condition. The marts behind the
-minute-level rules are rebuilt every 5 minutes, so they see data up to ~5 minutes late.
+Every rule is three queries: A, the ClickHouse SQL in ``sql/alerts/`` returning one number per
+series (string columns become labels, so a per-service query alerts per service); B reduces A
+to its last value; C compares B with the threshold and is the rule's condition. The marts
+behind the minute-level rules are rebuilt every 5 minutes, so they see data up to ~5 minutes late.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from grafana_foundation_sdk.builders import alerting, expr
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 
+from platform_assets.core.sql import load
 from platform_assets.publish.clickhouse_query import DATASOURCE_UID, ClickHouseQuery
 
 FOLDER_UID = "platform"
@@ -27,6 +28,12 @@ EXPRESSION_UID = "__expr__"  # Grafana's server-side expressions datasource
 P95_TARGET_MS = 5000.0  # p95 LLM latency objective per model
 
 Op = Literal["gt", "lt"]
+
+
+def _query(name: str) -> str:
+    """Query A of a rule, from ``sql/alerts/<name>.sql``: the file's text without its final
+    newline is what Grafana stores and shows (and docker/grafana/provisioning carries)."""
+    return load(__file__, f"alerts/{name}.sql").rstrip("\n")
 
 
 @dataclass(frozen=True)
@@ -47,10 +54,7 @@ ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
         uid="platform-agent-error-rate",
         title="Agent error rate above 2%",
-        sql="""SELECT service, sum(errors) / sum(calls) AS error_rate
-FROM marts.mart_agent_metrics_1m
-WHERE minute >= now() - INTERVAL 5 MINUTE
-GROUP BY service""",
+        sql=_query("agent_error_rate"),
         op="gt",
         threshold=0.02,
         for_="5m",
@@ -59,10 +63,7 @@ GROUP BY service""",
     AlertSpec(
         uid="platform-agent-p95-latency",
         title=f"Agent p95 latency above {P95_TARGET_MS:.0f} ms",
-        sql="""SELECT model, sum(p95_latency_ms * calls) / sum(calls) AS p95_ms
-FROM marts.mart_agent_metrics_1m
-WHERE minute >= now() - INTERVAL 5 MINUTE
-GROUP BY model""",
+        sql=_query("agent_p95_latency"),
         op="gt",
         threshold=P95_TARGET_MS,
         for_="10m",
@@ -72,9 +73,7 @@ GROUP BY model""",
     AlertSpec(
         uid="platform-dau-drop",
         title="DAU down more than 20% day over day",
-        sql="""SELECT 1 - argMaxIf(dau, day, day = today() - 1) / argMaxIf(dau, day, day = today() - 2) AS drop
-FROM marts.mart_active_users_daily
-WHERE workspace_id = '__all__' AND day >= today() - 2""",
+        sql=_query("dau_drop"),
         op="gt",
         threshold=0.2,
         for_="0s",  # compares two finished days: no need to wait
@@ -84,9 +83,7 @@ WHERE workspace_id = '__all__' AND day >= today() - 2""",
     AlertSpec(
         uid="platform-agent-no-data",
         title="No agent events for 5 minutes",
-        sql="""SELECT count() AS events
-FROM raw.agent_events
-WHERE occurred_at >= now() - INTERVAL 5 MINUTE""",
+        sql=_query("agent_no_data"),
         op="lt",
         threshold=1,
         for_="0s",  # the query window already is the 5 minutes
@@ -96,10 +93,7 @@ WHERE occurred_at >= now() - INTERVAL 5 MINUTE""",
     AlertSpec(
         uid="platform-cost-spike",
         title="LLM cost per minute above 3x its 7-day baseline",
-        sql="""SELECT (sumIf(cost_usd, minute >= now() - INTERVAL 5 MINUTE) / 5)
-     / nullIf(sumIf(cost_usd, minute < now() - INTERVAL 5 MINUTE) / (7 * 24 * 60), 0) AS cost_ratio
-FROM marts.mart_agent_metrics_1m
-WHERE minute >= now() - INTERVAL 7 DAY - INTERVAL 5 MINUTE""",
+        sql=_query("cost_spike"),
         op="gt",
         threshold=3,
         for_="5m",

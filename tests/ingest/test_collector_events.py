@@ -1,4 +1,4 @@
-"""Signed-batch validation, signatures and PII handling, without servers."""
+"""Signed-batch validation, signatures, PII handling and the collector's settings, without servers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import uuid
 
 import pytest
 
+from platform_assets import environment
+from platform_assets.core.identity import user_hash
+from platform_assets.core.settings import ConfigError, missing
 from platform_assets.ingest.collector.app import CollectorConfig
 from platform_assets.ingest.collector.events import (
     ActorHasher,
@@ -25,6 +28,8 @@ from platform_assets.ingest.collector.events import (
     validate,
     verify,
 )
+
+pytestmark = pytest.mark.unit
 
 pytestmark = pytest.mark.unit
 
@@ -93,6 +98,67 @@ def test_collector_config_fails_at_load_naming_the_setting(monkeypatch):
     assert set(CollectorConfig.from_env().hmac_keys) == {"k1", "k2"}
 
 
+GOOD_ENV = {
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+    "COLLECTOR_HMAC_KEYS": "k1:0123456789abcdef, k2:fedcba9876543210",
+    "USER_HASH_KEY": "0123456789abcdef",
+}
+
+
+def test_collector_settings_come_from_its_table():
+    assert [(s.field, s.var, s.required) for s in CollectorConfig.SETTINGS] == [
+        ("hmac_keys", "COLLECTOR_HMAC_KEYS", True),
+        ("hash_key", "USER_HASH_KEY", True),
+        ("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS", True),
+        ("drop_keys", "COLLECTOR_PII_DROP_KEYS", False),
+    ]
+    cfg = CollectorConfig.from_env(GOOD_ENV)
+    assert cfg.bootstrap_servers == "127.0.0.1:9092"
+    assert cfg.hmac_keys == {"k1": b"0123456789abcdef", "k2": b"fedcba9876543210"}
+    assert cfg.hash_key == b"0123456789abcdef"
+    assert cfg.drop_keys == frozenset({"email", "phone", "ip", "ip_address"})  # unset: the default
+    assert CollectorConfig.from_env({**GOOD_ENV, "COLLECTOR_PII_DROP_KEYS": ""}).drop_keys == cfg.drop_keys
+    assert CollectorConfig.from_env({**GOOD_ENV, "COLLECTOR_PII_DROP_KEYS": " ssn, email,"}).drop_keys == {
+        "ssn",
+        "email",
+    }
+    assert missing([CollectorConfig], GOOD_ENV) == []
+    assert missing([CollectorConfig], {"USER_HASH_KEY": "x"}) == ["COLLECTOR_HMAC_KEYS", "KAFKA_BOOTSTRAP_SERVERS"]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"COLLECTOR_HMAC_KEYS": None}, "COLLECTOR_HMAC_KEYS is empty: set at least one id:secret"),
+        ({"COLLECTOR_HMAC_KEYS": " , "}, "COLLECTOR_HMAC_KEYS is empty"),
+        ({"COLLECTOR_HMAC_KEYS": "nocolon"}, "COLLECTOR_HMAC_KEYS entry 'nocolon': expected id:secret"),
+        ({"COLLECTOR_HMAC_KEYS": ":0123456789abcdef"}, "COLLECTOR_HMAC_KEYS entry '': expected id:secret"),
+        ({"USER_HASH_KEY": None}, "USER_HASH_KEY must be set (16+ chars)"),
+        ({"USER_HASH_KEY": "short"}, "USER_HASH_KEY must be set (16+ chars)"),
+        ({"KAFKA_BOOTSTRAP_SERVERS": None}, "KAFKA_BOOTSTRAP_SERVERS must be set"),
+        ({"KAFKA_BOOTSTRAP_SERVERS": " "}, "KAFKA_BOOTSTRAP_SERVERS must be set"),
+    ],
+)
+def test_a_bad_collector_setting_is_named(changes, message):
+    env = {k: v for k, v in {**GOOD_ENV, **changes}.items() if v is not None}
+    with pytest.raises(ValueError) as err:
+        CollectorConfig.from_env(env)
+    assert str(err.value).startswith(message)
+    assert isinstance(err.value, ConfigError)  # as the resources' settings errors
+
+
+def test_prepare_checks_the_collectors_own_settings(monkeypatch):
+    monkeypatch.setenv("PLATFORM_ENV", "prod")  # no embedded stack fills them in
+    for var in (*GOOD_ENV, "COLLECTOR_PII_DROP_KEYS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("USER_HASH_KEY", "0123456789abcdef")
+    with pytest.raises(ConfigError, match="missing environment variables: COLLECTOR_HMAC_KEYS, KAFKA_BOOTSTRAP_SERVERS$"):
+        environment.prepare([CollectorConfig])
+    for var, value in GOOD_ENV.items():
+        monkeypatch.setenv(var, value)
+    assert environment.prepare([CollectorConfig]) == "prod"  # nothing else (ClickHouse, S3, ...) is required
+
+
 BAD_VALUES = {
     "event_id": [None, 7, "nope", ""],
     "event_type": [None, "telepathy", 1],
@@ -140,6 +206,23 @@ def test_actor_hash_cache_matches_hmac_and_stays_bounded():
     expected = {a: hmac.new(b"key", a.encode(), hashlib.sha256).hexdigest()[:32] for a in "abcdefg"}
     assert {a: hasher(a) for a in "abcdefgabc"} == expected
     assert len(hasher._cache) <= 3
+
+
+@pytest.mark.parametrize("key", [b"key", b"hash-key-for-tests-0123"])
+def test_actor_hasher_is_the_shared_user_hash(key):
+    hasher = ActorHasher(key, cache_size=2)
+    ids = ["user-42", "alice", "42", "ünïcode ✓", " ", "user-42", ""]
+    assert [hasher(i) for i in ids] == [user_hash(key, i) for i in ids]
+    assert hasher("") == user_hash(key, "") == ""  # an empty id stays empty
+
+
+def test_an_empty_or_null_actor_id_is_kept_as_sent():
+    # protect() hashes only a non-empty actor_id: "" and null reach Kafka as sent (anonymous;
+    # dbt's keyed_hash also maps '' to ''), and an event without one gets none.
+    assert protect(good(actor_id=""), frozenset(), b"key")["actor_id"] == ""
+    assert protect(good(actor_id=None), frozenset(), b"key")["actor_id"] is None
+    assert "actor_id" not in protect(good(), frozenset(), b"key")
+    assert protect(good(actor_id="0"), frozenset(), b"key")["actor_id"] == user_hash(b"key", "0")
 
 
 def test_token_counts_beyond_uint32_are_rejected_not_wrapped():

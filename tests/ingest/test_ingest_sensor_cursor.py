@@ -88,7 +88,11 @@ def test_cursor_and_skip_reason_per_topic(tick) -> None:
     assert set(observed) == {raw_key("agent_events"), raw_key("product_events"), raw_key("spans")}
     agent = observed[raw_key("agent_events")].metadata
     assert agent["lag_messages"].value == 30 and agent["group"].value == "clickhouse_agent_events"
-    assert agent["per_partition"].value[0] == {"partition": 0, "high_watermark": 813, "committed": 802, "lag": 11}
+    assert agent["per_partition"].value == [
+        {"partition": 0, "high_watermark": 813, "committed": 802, "lag": 11},
+        {"partition": 1, "high_watermark": 468, "committed": 457, "lag": 11},
+        {"partition": 2, "high_watermark": 749, "committed": 741, "lag": 8},
+    ]
     # The first tick has no verdict to compare with: one check result per raw table.
     results = checks(first)
     assert set(results) == {"agent_events", "product_events", "spans"}

@@ -9,11 +9,14 @@ import uuid
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from clickhouse_driver import Client as NativeClient
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from platform_assets.core.resources import query_tag
+
+pytestmark = pytest.mark.integration
 
 
 def test_clickhouse_http_create_insert_select(clickhouse):

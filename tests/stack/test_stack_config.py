@@ -38,7 +38,7 @@ def test_missing_postgres_binaries_names_apt_get(monkeypatch):
 
 
 def test_stack_env_names_match_the_resources(tmp_path):
-    from platform_assets.environment import REQUIRED_ENV_VARS
+    from platform_assets.registry import REQUIRED_ENV_VARS
 
     env = Stack(StackConfig(root=tmp_path, ports=free_ports())).env()
     assert set(REQUIRED_ENV_VARS) <= set(env)

@@ -1,5 +1,6 @@
--- Summed cost of each dbt node's finished statements in one invocation: dbt's query comment
--- carries the node id, {marker} is '"invocation_id": "<id>"' (see cost.model_costs).
+-- Per dbt node, the summed cost of its finished statements in one dbt invocation. dbt writes the
+-- node and invocation ids into a comment on every statement (query-comment in dbt_project.yml);
+-- the marker parameter is the invocation id as it appears there (see cost.model_costs).
 SELECT
     extract(query, '"node_id": "([^"]+)"') AS node_id,
     count() AS queries,

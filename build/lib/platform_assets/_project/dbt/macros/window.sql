@@ -1,0 +1,45 @@
+{#- The partition window of a run: days [min_date, max_date), UTC, passed by Dagster as
+    `--vars '{min_date: ..., max_date: ...}'` (a partition key range). Without vars a run
+    covers every day (a plain `dbt build` or a full refresh rebuilds everything). -#}
+{% macro window_min() -%}{{ var('min_date', '1970-01-01') }}{%- endmacro %}
+{% macro window_max() -%}{{ var('max_date', '2199-12-31') }}{%- endmacro %}
+
+{#- `col` (a Date or DateTime) falls in the window, widened by whole days on either side
+    (models that look back, such as trailing 30-day active users, read earlier days). -#}
+{#- A side without its var is left open: widening the defaults would leave the Date range
+    (toDate('1970-01-01') - 1 wraps to 2149-06-06, toDate('2199-12-31') is 2149-06-06 and
+    + 1 wraps to 1970-01-01), which made a run without vars select nothing. -#}
+{% macro in_window(col, days_before=0, days_after=0) -%}
+    {% if var('min_date', none) is not none -%}
+    toDate({{ col }}) >= toDate('{{ window_min() }}') - {{ days_before }}
+    {%- else -%}
+    1
+    {%- endif %}
+    AND {% if var('max_date', none) is not none -%}
+    toDate({{ col }}) < toDate('{{ window_max() }}') + {{ days_after }}
+    {%- else -%}
+    1
+    {%- endif %}
+{%- endmacro %}
+
+{#- pre_hook of every daily-partitioned incremental model: drop exactly the window's
+    partitions (partition ids are toYYYYMMDD), so the append that follows replaces them and a
+    re-run of a day gives the same rows. Days of the window with no new rows end up empty,
+    not stale. Runs only when the table exists and this is not a full refresh. -#}
+{% macro replace_window() -%}
+    {%- if execute and not flags.FULL_REFRESH -%}
+        {%- set existing = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
+        {%- if existing is not none -%}
+            {%- set lo = modules.datetime.date.fromisoformat(window_min()).strftime('%Y%m%d') -%}
+            {%- set hi = modules.datetime.date.fromisoformat(window_max()).strftime('%Y%m%d') -%}
+            {%- set parts = run_query(
+                "SELECT DISTINCT partition_id FROM system.parts WHERE database = '" ~ this.schema
+                ~ "' AND table = '" ~ this.identifier ~ "' AND active AND partition_id >= '" ~ lo
+                ~ "' AND partition_id < '" ~ hi ~ "' ORDER BY partition_id") -%}
+            {%- for row in parts.rows -%}
+                {%- do run_query("ALTER TABLE " ~ this ~ " DROP PARTITION ID '" ~ row[0] ~ "'") -%}
+            {%- endfor -%}
+        {%- endif -%}
+    {%- endif -%}
+    SELECT 1
+{%- endmacro %}

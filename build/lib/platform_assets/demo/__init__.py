@@ -1,0 +1,1 @@
+"""`platform-demo`: the whole platform end to end on the embedded stack, and its summary."""

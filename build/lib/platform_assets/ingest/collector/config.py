@@ -1,0 +1,102 @@
+"""The collector's settings: one table of field -> environment variable (``SETTINGS``), like the
+resources' tables (``platform_assets.core.settings``), each row with the parser that checks it.
+
+From the table come ``CollectorConfig.from_env`` (values read and checked now, an error naming
+the variable) and the start-up check of ``platform-collector``
+(``environment.prepare([CollectorConfig])``: every required variable set, else one error naming
+all that are missing).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from platform_assets.core.settings import ConfigError, Setting
+
+DEFAULT_DROP_KEYS = frozenset({"email", "phone", "ip", "ip_address"})
+
+
+class CollectorSettingError(ConfigError, ValueError):
+    """A collector setting is unset or malformed; the message names the variable.
+
+    A ``ValueError`` as before the settings table, and a ``ConfigError`` like the resources'."""
+
+
+@dataclass(frozen=True)
+class CollectorSetting(Setting):
+    """A ``Setting`` whose value is turned into the field's type (and checked) by ``parser``."""
+
+    parser: Callable[[str], Any] = str
+
+    def parse(self, raw: str) -> Any:
+        return self.parser(raw)
+
+
+def parse_bootstrap_servers(raw: str) -> str:
+    if not raw.strip():
+        raise CollectorSettingError("KAFKA_BOOTSTRAP_SERVERS must be set: host:port[,host:port]")
+    return raw
+
+
+def parse_hmac_keys(raw: str) -> dict[str, bytes]:
+    """``id1:secret1,id2:secret2`` (several ids allow rotation), each secret 16+ chars."""
+    keys = {}
+    for item in filter(None, (p.strip() for p in raw.split(","))):
+        key_id, sep, secret = item.partition(":")
+        if not sep or not key_id or len(secret) < 16:
+            raise CollectorSettingError(
+                f"COLLECTOR_HMAC_KEYS entry {key_id!r}: expected id:secret with a 16+ char secret"
+            )
+        keys[key_id] = secret.encode()
+    if not keys:
+        raise CollectorSettingError("COLLECTOR_HMAC_KEYS is empty: set at least one id:secret")
+    return keys
+
+
+def parse_hash_key(raw: str) -> bytes:
+    if len(raw) < 16:
+        raise CollectorSettingError("USER_HASH_KEY must be set (16+ chars): it keys the user-id hash")
+    return raw.encode()
+
+
+def parse_drop_keys(raw: str) -> frozenset[str]:
+    return frozenset(k.strip() for k in raw.split(",") if k.strip())
+
+
+@dataclass
+class CollectorConfig:
+    # field -> variable, checked in this order; required ones are parsed even when unset (their
+    # parser names them), optional ones keep the field's default when unset or empty.
+    SETTINGS: ClassVar[tuple[CollectorSetting, ...]] = (
+        CollectorSetting("hmac_keys", "COLLECTOR_HMAC_KEYS", parser=parse_hmac_keys),
+        CollectorSetting("hash_key", "USER_HASH_KEY", parser=parse_hash_key),  # shared with dbt
+        CollectorSetting("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS", secret=False, parser=parse_bootstrap_servers),
+        CollectorSetting("drop_keys", "COLLECTOR_PII_DROP_KEYS", required=False, secret=False, parser=parse_drop_keys),
+    )
+
+    bootstrap_servers: str
+    hmac_keys: dict[str, bytes]
+    hash_key: bytes
+    drop_keys: frozenset[str] = DEFAULT_DROP_KEYS
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_batch_events: int = 1000
+    replay_window_s: float = 300.0
+    ack_timeout_s: float = 10.0
+    retry_after_s: int = 5
+    queue_max_messages: int = 100_000
+    # Messages now carry many events each, so the buffer is bounded in bytes as well.
+    queue_max_kbytes: int = 64 * 1024
+    # Events travel as newline-delimited JSON rows, several per Kafka message (ClickHouse's
+    # JSONEachRow reads them all); well under librdkafka's 1,000,000-byte message.max.bytes.
+    # A trace export over it is split into several OTLP documents; one event or span over it is 413.
+    max_message_bytes: int = 512 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CollectorConfig:
+        """The settings in ``SETTINGS`` read from ``env`` (default: the process environment);
+        raises ``CollectorSettingError`` naming the first variable that is unset or malformed."""
+        e = os.environ if env is None else env
+        return cls(**{s.field: s.parse(e.get(s.var, "")) for s in cls.SETTINGS if s.required or e.get(s.var)})

@@ -1,0 +1,79 @@
+"""Reads consumer lag: broker watermarks, the ClickHouse group's committed offsets, and
+``system.kafka_consumers`` (last exception, last poll, rebalances)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from platform_assets.core.resources import ClickHouseResource, KafkaResource
+from platform_assets.ingest.lag import PartitionLag, TopicLag
+
+TIMEOUT_S = 10
+
+
+def group_for(topic: str) -> str:
+    """The consumer group of the Kafka-engine table for ``topic`` (clickhouse_ddl/004)."""
+    return f"clickhouse_{topic}"
+
+
+def broker_lag(kafka: KafkaResource, topic: str) -> TopicLag:
+    """High watermark minus committed offset per partition. Reading committed offsets with the
+    group's id does not join the group, so ClickHouse's consumers are not disturbed."""
+    group = group_for(topic)
+    consumer: Consumer = kafka.consumer(group)
+    try:
+        meta = consumer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            return TopicLag(topic, group, [], error="topic not found on the broker")
+        tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
+        committed = consumer.committed(tps, timeout=TIMEOUT_S)
+        parts = []
+        for tp, done in zip(tps, committed, strict=True):
+            low, high = consumer.get_watermark_offsets(tp, timeout=TIMEOUT_S, cached=False)
+            parts.append(PartitionLag(tp.partition, high, done.offset if done.offset >= 0 else None, low))
+        return TopicLag(topic, group, parts)
+    except KafkaException as exc:
+        return TopicLag(topic, group, [], error=f"broker unreachable: {exc}")
+    finally:
+        consumer.close()
+
+
+def clickhouse_consumers(clickhouse: ClickHouseResource, context: Any = None) -> dict[str, dict[str, Any]]:
+    """Per Kafka-engine table in ``kafka_queue``: last exception, last poll, rebalances."""
+    with clickhouse.client(context) as client:
+        rows = client.query(
+            "SELECT table, max(last_poll_time), max(last_commit_time), sum(num_messages_read), "
+            "sum(num_rebalance_revocations), argMax(exceptions.text, last_poll_time) "
+            "FROM system.kafka_consumers WHERE database = 'kafka_queue' GROUP BY table"
+        ).result_rows
+    out = {}
+    for table, last_poll, last_commit, read, revocations, exceptions in rows:
+        out[table] = {
+            "last_poll_time": str(last_poll),
+            "last_commit_time": str(last_commit),
+            "messages_read": int(read),
+            "rebalance_revocations": int(revocations),
+            "last_exception": exceptions[-1] if exceptions else "",
+        }
+    return out
+
+
+def read_lag(
+    kafka: KafkaResource, clickhouse: ClickHouseResource, topics: list[str], context: Any = None
+) -> list[TopicLag]:
+    try:
+        consumers = clickhouse_consumers(clickhouse, context)
+        ch_error = None
+    except Exception as exc:  # noqa: BLE001 - reported in the figures, not a crash
+        consumers, ch_error = {}, f"clickhouse unreachable: {str(exc).splitlines()[0][:200]}"
+    out = []
+    for topic in topics:
+        lag = broker_lag(kafka, topic)
+        consumer = consumers.get(topic, {})
+        # A consumer that has not registered yet is only a problem once messages wait for it.
+        missing = None if consumer or lag.total == 0 else "no ClickHouse consumer for this topic"
+        error = lag.error or ch_error or missing
+        out.append(TopicLag(lag.topic, lag.group, lag.partitions, consumer, error))
+    return out

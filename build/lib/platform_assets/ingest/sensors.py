@@ -1,0 +1,81 @@
+"""Ingestion sensor: consumer lag per topic and partition, as observations on the raw tables."""
+
+import json
+from typing import Any
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    AssetObservation,
+    DefaultSensorStatus,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
+
+from platform_assets.core.keys import raw_key
+from platform_assets.core.resources import ClickHouseResource, KafkaResource
+from platform_assets.ingest.assets import RAW_SPECS
+from platform_assets.ingest.lag import evaluate
+from platform_assets.ingest.monitor import read_lag
+from platform_assets.ingest.resources import IngestResource
+from platform_assets.ingest.topics import CONSUMED
+
+
+@sensor(
+    name="ingest_consumer_lag",
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    asset_selection=[s.key for s in RAW_SPECS],
+    description="Broker high watermark minus ClickHouse's committed offset per topic and partition, plus "
+    "system.kafka_consumers; fails the consumer_lag check past the threshold or when a consumer is stuck.",
+)
+def ingest_consumer_lag_sensor(
+    context: SensorEvaluationContext, kafka: KafkaResource, clickhouse: ClickHouseResource, ingest: IngestResource
+) -> SensorResult:
+    state = json.loads(context.cursor) if context.cursor else {}
+    events: list[AssetObservation | AssetCheckEvaluation] = []
+    lines, new_state = [], {}
+    for lag in read_lag(kafka, clickhouse, [t.name for t in CONSUMED], context):
+        topic = next(t for t in CONSUMED if t.name == lag.topic)
+        before = state.get(lag.topic, {})
+        verdict = evaluate(
+            lag,
+            before.get("committed"),
+            before.get("stuck_ticks", 0),
+            ingest.max_lag_messages,
+            ingest.stuck_after_ticks,
+        )
+        key = raw_key(topic.raw_table or topic.name)
+        figures: dict[str, Any] = {
+            "topic": lag.topic,
+            "group": lag.group,
+            "lag_messages": lag.total,
+            "per_partition": [
+                {"partition": p.partition, "high_watermark": p.high_watermark, "committed": p.committed, "lag": p.lag}
+                for p in lag.partitions
+            ],
+            "consumer": lag.consumer,
+            "error": lag.error or "",
+        }
+        events.append(AssetObservation(asset_key=key, metadata=figures))
+        if before.get("flagged") != verdict.flagged:
+            events.append(
+                AssetCheckEvaluation(
+                    asset_key=key,
+                    check_name="consumer_lag",
+                    passed=not verdict.flagged,
+                    severity=AssetCheckSeverity.ERROR,
+                    description="; ".join(verdict.reasons) or f"lag {lag.total} messages",
+                    metadata={"lag_messages": lag.total},
+                )
+            )
+        new_state[lag.topic] = {
+            "committed": lag.committed_map(),
+            "stuck_ticks": verdict.stuck_ticks,
+            "flagged": verdict.flagged,
+        }
+        parts = ", ".join(f"p{p.partition}={p.lag}" for p in lag.partitions)
+        status = "FLAGGED " + "; ".join(verdict.reasons) if verdict.flagged else "ok"
+        lines.append(f"{lag.topic}: lag {lag.total} ({parts}) {status}")
+    return SensorResult(skip_reason=" | ".join(lines), asset_events=events, cursor=json.dumps(new_state))

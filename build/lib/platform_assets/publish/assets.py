@@ -1,0 +1,136 @@
+"""Publication assets: the Grafana folder, the ClickHouse datasource, one asset per dashboard and
+the alert rules, downstream of the marts they read.
+
+Without GRAFANA_URL each asset still renders its part, writes the generated files (dashboards)
+and says in its metadata that nothing was published; it does not fail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+
+from platform_assets.core.resources import ClickHouseResource
+from platform_assets.publish import alerts
+from platform_assets.publish.checks import dashboard_key
+from platform_assets.publish.dashboards import DASHBOARDS, build_dashboard
+from platform_assets.publish.datasource import datasource_body
+from platform_assets.publish.generate import GRAFANA_DIR, write_files
+from platform_assets.publish.panels import DashboardSpec
+from platform_assets.publish.resources import GrafanaResource
+
+GROUP = "publish"
+OWNERS = ["team:data-platform"]
+KINDS = {"grafana"}
+FOLDER_KEY = AssetKey(["grafana", "folder"])
+DATASOURCE_KEY = AssetKey(["grafana", "datasource"])
+ALERTS_KEY = AssetKey(["grafana", "alert_rules"])
+NOT_PUBLISHED = "GRAFANA_URL is not set: generated only, nothing published"
+
+
+def mart_deps(sqls: list[str]) -> list[AssetKey]:
+    """AssetKey(["marts", <model>]) for every marts.<model> the SQL reads."""
+    import re
+
+    names = sorted({m for sql in sqls for m in re.findall(r"\bmarts\.(\w+)", sql)})
+    return [AssetKey(["marts", name]) for name in names]
+
+
+def _unpublished(extra: dict[str, Any] | None = None) -> MaterializeResult:
+    return MaterializeResult(metadata={"published": False, "reason": NOT_PUBLISHED, **(extra or {})})
+
+
+@asset(key=FOLDER_KEY, group_name=GROUP, owners=OWNERS, kinds=KINDS, description="The Grafana folder of the platform.")
+def grafana_folder(grafana: GrafanaResource) -> MaterializeResult:
+    if not grafana.enabled:
+        return _unpublished({"folder_uid": alerts.FOLDER_UID})
+    with grafana.client() as client:
+        folder = client.ensure_folder(alerts.FOLDER_UID, alerts.FOLDER_TITLE)
+    return MaterializeResult(
+        metadata={"published": True, "folder_uid": folder["uid"], "action": folder["action"], "url": folder.get("url")}
+    )
+
+
+@asset(
+    key=DATASOURCE_KEY,
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds=KINDS,
+    description="The ClickHouse datasource (by uid), logged in as the read-only Grafana user.",
+)
+def grafana_datasource(grafana: GrafanaResource, clickhouse: ClickHouseResource) -> MaterializeResult:
+    conn = grafana.connection(clickhouse)
+    body = datasource_body(conn)
+    meta = {"uid": body["uid"], "host": f"{conn.host}:{conn.port}", "user": conn.username}
+    if not grafana.enabled:
+        return _unpublished(meta)
+    with grafana.client() as client:
+        result = client.upsert_datasource(body)
+    return MaterializeResult(metadata={"published": True, "action": result["action"], **meta})
+
+
+def files_root(grafana: GrafanaResource) -> Path | None:
+    if grafana.files_dir:
+        return Path(grafana.files_dir)
+    return GRAFANA_DIR  # None in an installed package: no provisioning tree to write to
+
+
+def build_dashboard_asset(spec: DashboardSpec) -> AssetsDefinition:
+    sqls = [p.sql for p in spec.panels] + [v.sql for v in spec.variables]
+
+    @asset(
+        key=dashboard_key(spec.uid),
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds=KINDS,
+        deps=[*mart_deps(sqls), FOLDER_KEY, DATASOURCE_KEY],
+        description=f"Grafana dashboard '{spec.title}' (uid {spec.uid}): {spec.description}",
+    )
+    def _dashboard(context, grafana: GrafanaResource) -> MaterializeResult:
+        model = build_dashboard(spec)
+        root = files_root(grafana)
+        written = [str(p) for p in write_files(root)] if root else []
+        meta: dict[str, Any] = {
+            "uid": spec.uid,
+            "panels": len(model["panels"]),
+            "files_dir": str(root) if root else "(none: no checkout)",
+            "files_written": MetadataValue.json(written),
+        }
+        if not grafana.enabled:
+            return _unpublished(meta)
+        with grafana.client() as client:
+            message = f"dagster run {context.run_id}"
+            saved = client.post_dashboard(model, alerts.FOLDER_UID, overwrite=True, message=message)
+        url = grafana.url.rstrip("/") + saved["url"] if grafana.url and saved.get("url") else saved.get("url")
+        return MaterializeResult(
+            metadata={**meta, "published": True, "version": saved.get("version"), "url": MetadataValue.url(url or "")}
+        )
+
+    return _dashboard
+
+
+@asset(
+    key=ALERTS_KEY,
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds=KINDS,
+    deps=[*mart_deps([a.sql for a in alerts.ALERTS]), FOLDER_KEY, DATASOURCE_KEY],
+    description=f"Alert rules (group {alerts.RULE_GROUP}, folder {alerts.FOLDER_TITLE}) through the provisioning API.",
+)
+def grafana_alert_rules(grafana: GrafanaResource) -> MaterializeResult:
+    rules = alerts.alert_rules()
+    root = files_root(grafana)
+    written = [str(p) for p in write_files(root)] if root else []
+    meta: dict[str, Any] = {"rules": MetadataValue.json([r["uid"] for r in rules]), "files_written": written}
+    if not grafana.enabled:
+        return _unpublished(meta)
+    with grafana.client() as client:
+        actions = {r["uid"]: client.upsert_alert_rule(r)["action"] for r in rules}
+        client.set_rule_group_interval(alerts.FOLDER_UID, alerts.RULE_GROUP, 60)  # rules evaluate every minute
+    return MaterializeResult(metadata={**meta, "published": True, "actions": MetadataValue.json(actions)})
+
+
+def build_publish_assets() -> list[AssetsDefinition]:
+    return [grafana_folder, grafana_datasource, *(build_dashboard_asset(s) for s in DASHBOARDS), grafana_alert_rules]

@@ -1,0 +1,80 @@
+"""GrafanaResource: where to publish, and how Grafana reaches ClickHouse. Everything is optional:
+without GRAFANA_URL the publish assets only generate the files."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from platform_assets.core.resources import ClickHouseResource
+from platform_assets.core.settings import Setting, read, wired
+from platform_assets.publish.client import GrafanaClient
+from platform_assets.publish.datasource import ClickHouseConnection
+
+
+class GrafanaResource(ConfigurableResource):
+    SETTINGS: ClassVar[tuple[Setting, ...]] = (  # all optional
+        Setting("url", "GRAFANA_URL", required=False),
+        Setting("token", "GRAFANA_API_TOKEN", required=False),
+        Setting("clickhouse_user", "GRAFANA_CLICKHOUSE_USER", required=False),
+        Setting("clickhouse_password", "GRAFANA_CLICKHOUSE_PASSWORD", required=False),
+        Setting("datasource_host", "GRAFANA_CLICKHOUSE_HOST", required=False),
+        Setting("datasource_port", "GRAFANA_CLICKHOUSE_PORT", int, required=False),
+        Setting("files_dir", "GRAFANA_FILES_DIR", required=False, secret=False),
+    )
+
+    url: str | None = Field(default=None, description="Grafana base URL; unset: only generate files")
+    token: str | None = Field(default=None, description="service-account token (Bearer)")
+    connect_timeout: float = 5.0  # a dead Grafana fails the step fast
+    read_timeout: float = 30.0  # dashboard saves on a busy Grafana can take seconds
+    clickhouse_user: str | None = Field(default=None, description="read-only ClickHouse user for Grafana")
+    clickhouse_password: str | None = None
+    datasource_host: str | None = Field(default=None, description="ClickHouse host as Grafana sees it")
+    datasource_port: int | None = Field(default=None, description="ClickHouse native port as Grafana sees it")
+    files_dir: str | None = Field(
+        default=None, description="where the assets write the generated files; default docker/grafana of the project"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    def client(self) -> GrafanaClient:
+        if not self.url:
+            raise ValueError("GRAFANA_URL is not set")
+        return GrafanaClient(self.url, self.token, timeout=(self.connect_timeout, self.read_timeout))
+
+    def connection(self, clickhouse: ClickHouseResource) -> ClickHouseConnection:
+        """Grafana's datasource settings; by default the platform's own ClickHouse host and TCP port."""
+        return ClickHouseConnection(
+            host=self.datasource_host or clickhouse.host,
+            port=self.datasource_port or clickhouse.tcp_port,
+            username=self.clickhouse_user or clickhouse.username,
+            password=self.clickhouse_password or clickhouse.password,
+        )
+
+    def reader(self, clickhouse: ClickHouseResource) -> ClickHouseResource:
+        """The ClickHouse resource logged in as Grafana's user when it is configured, so the panel
+        check also proves the grants."""
+        if not (self.clickhouse_user and self.clickhouse_password):
+            return clickhouse
+        return ClickHouseResource(
+            host=clickhouse.host,
+            http_port=clickhouse.http_port,
+            tcp_port=clickhouse.tcp_port,
+            username=self.clickhouse_user,
+            password=self.clickhouse_password,
+            secure=clickhouse.secure,
+        )
+
+
+def build_grafana_resource(env: dict[str, str] | None = None) -> GrafanaResource:
+    """EnvVar for each variable set (and not empty) at load time; unset ones stay None."""
+    return wired(GrafanaResource, env)
+
+
+def grafana_resource_from_env(env: dict[str, str] | None = None) -> GrafanaResource:
+    """The same with values read now, for code outside a Dagster run (demo, tests)."""
+    return read(GrafanaResource, env)

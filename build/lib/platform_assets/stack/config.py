@@ -1,0 +1,102 @@
+"""Where the embedded stack keeps its data, which ports it uses, and its generated credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from platform_assets.core.paths import state_dir
+
+# Ports sit above the well-known ones so the stack does not collide with real servers.
+DEFAULT_PORTS = {
+    "clickhouse_http": 18123,
+    "clickhouse_tcp": 19000,
+    "postgres": 15432,
+    "kafka": 19092,
+    "s3": 19090,
+}
+
+
+class StackError(RuntimeError):
+    """A stack operation failed; the message says what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    clickhouse_user: str
+    clickhouse_password: str
+    postgres_user: str
+    postgres_password: str
+    postgres_db: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_bucket: str
+    cdc_replication_password: str
+    collector_hmac_secret: str
+    collector_hash_key: str
+    user_hash_key: str
+    grafana_clickhouse_user: str
+    grafana_clickhouse_password: str
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    root: Path
+    ports: dict[str, int]
+
+    @classmethod
+    def from_env(cls, root: str | Path | None = None) -> StackConfig:
+        base = Path(root or os.environ.get("PLATFORM_STACK_DIR") or state_dir() / "stack")
+        ports = dict(DEFAULT_PORTS)
+        saved = base / "ports.json"
+        # A stack keeps the ports it last started with; a PLATFORM_*_PORT variable overrides one.
+        if saved.exists():
+            ports.update({k: int(v) for k, v in json.loads(saved.read_text()).items() if k in ports})
+        for name in DEFAULT_PORTS:
+            raw = os.environ.get(f"PLATFORM_{name.upper()}_PORT")
+            if raw is None:
+                continue
+            if not raw.isdigit() or not 0 < int(raw) < 65536:
+                raise StackError(f"PLATFORM_{name.upper()}_PORT={raw!r} is not a TCP port number")
+            ports[name] = int(raw)
+        return cls(root=base.resolve(), ports=ports)
+
+    def save_ports(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "ports.json").write_text(json.dumps(self.ports, indent=2))
+
+    def dir(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def credentials(self) -> Credentials:
+        """Generated once per stack directory, kept there (gitignored), never in the repo.
+        Keys added by a newer version are generated and saved on first read."""
+        path = self.root / "credentials.json"
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        defaults = {
+            "clickhouse_user": "platform",
+            "clickhouse_password": secrets.token_urlsafe(18),
+            "postgres_user": "platform",
+            "postgres_password": secrets.token_urlsafe(18),
+            "postgres_db": "app",
+            "s3_access_key": "platform",
+            "s3_secret_key": secrets.token_urlsafe(18),
+            "s3_bucket": "platform-exports",
+            "cdc_replication_password": secrets.token_urlsafe(18),
+            "collector_hmac_secret": secrets.token_urlsafe(24),
+            "collector_hash_key": secrets.token_urlsafe(24),
+            "user_hash_key": secrets.token_urlsafe(24),
+            "grafana_clickhouse_user": "grafana",  # read-only ClickHouse user of the dashboards
+            "grafana_clickhouse_password": secrets.token_urlsafe(18),
+        }
+        creds = {**defaults, **saved}
+        if creds != saved:
+            self.root.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(creds, indent=2))
+            path.chmod(0o600)
+        return Credentials(**creds)

@@ -1,0 +1,128 @@
+"""ClickHouse 26.9 from the chdb-core wheel, HTTP and native ports (see clickhouse_main.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+
+import requests
+
+from platform_assets.stack.config import StackError
+from platform_assets.stack.process import require_free_ports, spawn, wait_exit
+from platform_assets.stack.servers.base import HTTP_TIMEOUT, TEMPLATES, Health, Server
+
+
+class ClickHouseServer(Server):
+    name = "clickhouse"
+
+    def ports(self) -> dict[str, int]:
+        return {
+            "clickhouse_http": self.cfg.ports["clickhouse_http"],
+            "clickhouse_tcp": self.cfg.ports["clickhouse_tcp"],
+        }
+
+    def up(self) -> str:
+        result = super().up()
+        users = self.home / "users.xml"
+        if result == "running" and (not users.exists() or users.read_text() != self._users_text()):
+            # Users added by a newer version (e.g. the read-only grafana user): this server
+            # reads users.xml only at start (SYSTEM RELOAD USERS has no effect), so restart.
+            self.down()
+            require_free_ports(self.name, self.ports())
+            self._start()
+            return "restarted (new users)"
+        return result
+
+    def _users_text(self) -> str:
+        c = self.creds
+        return (
+            (TEMPLATES / "clickhouse-users.xml")
+            .read_text()
+            .format(
+                admin_user=c.clickhouse_user,
+                admin_password_sha256=hashlib.sha256(c.clickhouse_password.encode()).hexdigest(),
+                grafana_user=c.grafana_clickhouse_user,
+                grafana_password_sha256=hashlib.sha256(c.grafana_clickhouse_password.encode()).hexdigest(),
+            )
+        )
+
+    def _write_users(self) -> None:
+        (self.home / "users.xml").write_text(self._users_text())
+
+    def _write_config(self) -> None:
+        c = self.creds
+        users = self.home / "users.xml"
+        (self.home / "config.xml").write_text(
+            (TEMPLATES / "clickhouse-config.xml")
+            .read_text()
+            .format(
+                http_port=self.cfg.ports["clickhouse_http"],
+                tcp_port=self.cfg.ports["clickhouse_tcp"],
+                log_dir=self.cfg.dir("logs"),
+                users_xml=users,
+            )
+        )
+        self._write_users()
+        server = {
+            "http_port": self.cfg.ports["clickhouse_http"],
+            "tcp_port": self.cfg.ports["clickhouse_tcp"],
+            "user": c.clickhouse_user,
+            "password": c.clickhouse_password,
+        }
+        (self.home / "server.json").write_text(json.dumps(server))
+        (self.home / "server.json").chmod(0o600)
+
+    def _start(self) -> None:
+        self._write_config()
+        spawn(
+            [sys.executable, "-m", "platform_assets.stack.clickhouse_main", str(self.home)],
+            self.log_file,
+            self.pid_file,
+            cwd=self.home,
+        )
+        self._wait_healthy(60)
+
+    def query(self, sql: str, timeout: float = HTTP_TIMEOUT) -> str:
+        resp = requests.post(
+            f"http://127.0.0.1:{self.cfg.ports['clickhouse_http']}/",
+            data=sql.encode(),
+            auth=(self.creds.clickhouse_user, self.creds.clickhouse_password),
+            timeout=timeout,
+        )
+        if resp.status_code != 200:
+            raise StackError(f"clickhouse: {resp.text.strip()}")
+        return resp.text
+
+    def health(self) -> Health:
+        try:
+            version = self.query("SELECT version()", timeout=2).strip()
+        except (requests.RequestException, StackError) as exc:
+            return Health(False, f"HTTP query failed: {type(exc).__name__}", self.pid())
+        return Health(True, f"SELECT version() = {version}", self.pid())
+
+    def down(self, timeout: float = 10.0) -> str:
+        pid = self.pid()
+        if pid is None:
+            return "not running"
+        from platform_assets.stack.clickhouse_main import KILL_SERVE_SQL
+
+        try:
+            self.query(KILL_SERVE_SQL)  # ends the serving query; the process then exits cleanly
+            if wait_exit(pid, timeout):
+                self.pid_file.unlink(missing_ok=True)
+                return "stopped"
+        except (requests.RequestException, StackError):
+            pass
+        return super().down(timeout)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "CLICKHOUSE_HOST": "127.0.0.1",
+            "CLICKHOUSE_HTTP_PORT": str(self.cfg.ports["clickhouse_http"]),
+            "CLICKHOUSE_TCP_PORT": str(self.cfg.ports["clickhouse_tcp"]),
+            "CLICKHOUSE_USER": self.creds.clickhouse_user,
+            "CLICKHOUSE_PASSWORD": self.creds.clickhouse_password,
+            "GRAFANA_CLICKHOUSE_USER": self.creds.grafana_clickhouse_user,
+            "GRAFANA_CLICKHOUSE_PASSWORD": self.creds.grafana_clickhouse_password,
+        }
