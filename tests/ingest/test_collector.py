@@ -29,8 +29,6 @@ from platform_assets.synthetic.agents import AgentSimulator
 
 pytestmark = pytest.mark.integration
 
-pytestmark = pytest.mark.integration
-
 KEYS = {"k2026a": b"first-secret-0123456789", "k2026b": b"rotated-secret-0123456789"}
 HASH_KEY = b"hash-key-for-tests-0123"
 # Rows older than the raw tables' 90-day TTL are dropped on insert: stamp events with today.

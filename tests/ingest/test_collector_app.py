@@ -231,3 +231,26 @@ def test_otlp_errors_send_nothing(client, sink):
 def test_health(client):
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/metrics").text == ""
+
+
+def test_main_prepares_only_the_collectors_settings_and_serves_the_app(monkeypatch):
+    import sys
+
+    import uvicorn
+
+    from platform_assets import environment
+    from platform_assets.ingest.collector import app as app_module
+
+    calls: dict = {}
+    monkeypatch.setattr(environment, "prepare", lambda classes: calls.setdefault("prepare", list(classes)))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.setdefault("run", (app, kw)))
+    monkeypatch.setattr(app_module, "KafkaSink", lambda cfg: MemorySink())  # no producer thread
+    monkeypatch.setattr(sys, "argv", ["platform-collector", "--port", "4999"])
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    monkeypatch.setenv("COLLECTOR_HMAC_KEYS", "k1:0123456789abcdef")
+    monkeypatch.setenv("USER_HASH_KEY", "0123456789abcdef")
+    app_module.main()
+    assert calls["prepare"] == [CollectorConfig]
+    app, kw = calls["run"]
+    assert kw["port"] == 4999 and isinstance(app.state.collector.sink, MemorySink)
+    assert app.state.collector.cfg.hmac_keys == {"k1": b"0123456789abcdef"}

@@ -31,8 +31,6 @@ from platform_assets.ingest.collector.events import (
 
 pytestmark = pytest.mark.unit
 
-pytestmark = pytest.mark.unit
-
 KEYS = {"a": b"0123456789abcdef0123"}
 
 

@@ -10,8 +10,6 @@ from platform_assets.ingest.collector.otlp import SpanTooLarge, span_count, to_m
 
 pytestmark = pytest.mark.unit
 
-pytestmark = pytest.mark.unit
-
 
 def request(resources: int, scopes: int, spans: int, pad: int = 200) -> dict:
     return {
