@@ -188,6 +188,9 @@ def main() -> int:
         stack.up()
         env = stack.env()
         res = resources_from_env(env)
+        with res["postgres"].connect() as conn:  # the app schema: the launcher starts servers only
+            source.migrate(conn)
+            conn.commit()
         preload_events(res, args.snapshot_rows)
         snap = snapshot(res, env, args.snapshot_rows)
         baseline = BaselineCopier(res, env, args.baseline_every)

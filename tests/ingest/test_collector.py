@@ -158,7 +158,7 @@ def test_a_message_with_one_bad_row_is_one_dead_letter_and_no_raw_rows(collector
 
 
 @pytest.mark.parametrize(
-    "kwargs, reason",
+    ("kwargs", "reason"),
     [
         ({"signature": "00" * 32}, "signature does not match"),
         ({"key_id": "nope", "secret": b"x" * 20}, "unknown key id"),

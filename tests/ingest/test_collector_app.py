@@ -119,7 +119,7 @@ def test_a_signed_batch_is_202_and_lands_in_the_sink_with_pii_dropped_and_the_ac
 
 
 @pytest.mark.parametrize(
-    "kwargs, reason",
+    ("kwargs", "reason"),
     [
         ({"signature": "00" * 32}, "signature does not match"),
         ({"key_id": "nope"}, "unknown key id 'nope'"),

@@ -1,4 +1,4 @@
-{{ config(materialized='table', order_by='(cohort_week, week_offset)') }}
+{{ config(order_by='(cohort_week, week_offset)') }}
 -- Grain: one row per signup cohort week (Monday) and week offset, from the cohort's week up
 -- to the latest week with a product event. A full rebuild: cohorts span weeks.
 WITH users AS (

@@ -1,9 +1,6 @@
 {{ config(
-    materialized='incremental',
     partition_by='toYYYYMMDD(span_date)',
     order_by='(workspace_id, span_date, service, trace_id, span_id)',
-    pre_hook="{{ replace_window() }}",
-    tags=['daily'],
 ) }}
 -- One row per span (trace_id, span_id), deduplicated, with OpenTelemetry GenAI attributes
 -- flattened to columns. agent_name is the trace's `gen_ai.agent.name` (set on the agent's

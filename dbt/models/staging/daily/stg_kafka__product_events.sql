@@ -1,9 +1,6 @@
 {{ config(
-    materialized='incremental',
     partition_by='toYYYYMMDD(event_date)',
     order_by='(workspace_id, event_date, event_type, event_id)',
-    pre_hook="{{ replace_window() }}",
-    tags=['daily'],
 ) }}
 -- One row per client-side product event (event_id), deduplicated: the Kafka path is
 -- at-least-once and a re-sent event repeats its event_id (copies carry the same payload, so

@@ -1,13 +1,11 @@
 {{ config(
-    materialized='incremental',
     partition_by='toYYYYMMDD(day)',
     order_by='(day)',
-    pre_hook="{{ replace_window() }}",
-    tags=['daily'],
+    unique_key='day',
 ) }}
 -- Grain: one row per day of the window, from the first subscription's start day up to
 -- today (UTC): the state at the end of the day. MRR uses each subscription's current plan.
--- (A run without vars writes one partition per day since the first subscription, often more
+-- (A full refresh without vars writes one partition per day since the first subscription, often more
 -- than the server's default limit of 100 per INSERT: dbt_project.yml lifts it for all models.)
 WITH subs AS (
     SELECT

@@ -1,9 +1,7 @@
 {{ config(
-    materialized='incremental',
     partition_by='toYYYYMMDD(day)',
     order_by='(workspace_id, day)',
-    pre_hook="{{ replace_window() }}",
-    tags=['daily'],
+    unique_key=['day', 'workspace_id'],
 ) }}
 -- Grain: one row per day (UTC) and workspace. A request is one agent run, counted on the day
 -- its agent_run_finished event occurred; it is an error when the run did not succeed.

@@ -1,9 +1,7 @@
 {{ config(
-    materialized='incremental',
     partition_by='toYYYYMMDD(event_date)',
     order_by='(workspace_id, event_date, user_hash, occurred_at)',
-    pre_hook="{{ replace_window() }}",
-    tags=['daily'],
+    unique_key='event_id',
 ) }}
 -- Grain: one row per product event, from both sources: client-side events sent through the
 -- collector (Kafka, deduplicated in staging) and server-side events in the app database (CDC).

@@ -1,9 +1,6 @@
 {{ config(
-    materialized='incremental',
     partition_by='toYYYYMMDD(event_date)',
     order_by='(workspace_id, event_date, event_type, event_id)',
-    pre_hook="{{ replace_window() }}",
-    tags=['daily'],
 ) }}
 -- One row per agent event (event_id), deduplicated (at-least-once Kafka path; see
 -- stg_kafka__product_events). Cost comes from the event's own unit prices.

@@ -1,9 +1,7 @@
 {{ config(
-    materialized='incremental',
     partition_by='toYYYYMMDD(day)',
     order_by='(day)',
-    pre_hook="{{ replace_window() }}",
-    tags=['daily'],
+    unique_key='day',
 ) }}
 -- Grain: one row per day of the window, from the first order's day up to today (UTC).
 -- Amounts are summed as whole cents (exact, order-independent) and shown in USD.

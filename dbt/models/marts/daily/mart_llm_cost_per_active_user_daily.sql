@@ -1,9 +1,7 @@
 {{ config(
-    materialized='incremental',
     partition_by='toYYYYMMDD(day)',
     order_by='(day, workspace_id)',
-    pre_hook="{{ replace_window() }}",
-    tags=['daily'],
+    unique_key=['day', 'workspace_id'],
 ) }}
 -- Grain: one row per day (UTC) and workspace with LLM spend or product activity that day.
 -- Joins what agents cost (LLM calls) with how many people used the product: the spend per
