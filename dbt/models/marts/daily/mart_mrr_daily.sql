@@ -5,8 +5,8 @@
 ) }}
 -- Grain: one row per day of the window, from the first subscription's start day up to
 -- today (UTC): the state at the end of the day. MRR uses each subscription's current plan.
--- (A full refresh without vars writes one partition per day since the first subscription, often more
--- than the server's default limit of 100 per INSERT: dbt_project.yml lifts it for all models.)
+-- (A full refresh without vars writes one partition per day since the first subscription,
+-- often more than the server's default limit of 100 per INSERT: dbt_project.yml lifts it.)
 WITH subs AS (
     SELECT
         round(mrr_usd * 100) AS mrr_cents,
