@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -15,6 +16,18 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+NOT_SOURCE = (
+    ".git",
+    ".venv",
+    ".platform",
+    "build",
+    "dist",
+    "*.egg-info",
+    "target",
+    "logs",
+    "test-artifacts",
+    "__pycache__",
+)
 
 PROBE = """
 import json, sys
@@ -47,9 +60,13 @@ def test_packages_list_names_every_package_folder():
 
 @pytest.mark.integration
 def test_wheel_installed_outside_the_checkout_loads_definitions_and_dbt_project(tmp_path):
+    # Built from a copy: setuptools writes build/ into the source tree it builds, and a stale one
+    # would put files into the wheel that the checkout no longer has.
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     dist = tmp_path / "dist"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dist), str(REPO_ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dist), str(source)],
         capture_output=True,
         text=True,
         timeout=300,
