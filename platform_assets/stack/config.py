@@ -16,6 +16,7 @@ DEFAULT_PORTS = {
     "clickhouse_tcp": 19000,
     "postgres": 15432,
     "kafka": 19092,
+    "kafka_controller": 19093,  # the KRaft controller listener of the same broker process
     "s3": 19090,
 }
 

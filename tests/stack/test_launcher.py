@@ -16,7 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from platform_assets.stack.config import StackConfig, StackError
 from platform_assets.stack.scratch import free_ports, new_stack_dir
@@ -65,6 +66,22 @@ def cli():
     shutil.rmtree(root, ignore_errors=True)
 
 
+def create_topic(broker: str, topic: str, partitions: int = 3) -> None:
+    """The broker does not auto-create topics (the kafka_topics asset creates the real ones)."""
+    admin = AdminClient({"bootstrap.servers": broker})
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(timeout=30)
+
+
+def watermarks(broker: str, topic: str, partitions: int = 3) -> tuple[int, int]:
+    """(sum of low, sum of high) watermarks over the topic's partitions, read from the broker."""
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": f"wm-{uuid.uuid4().hex[:6]}"})
+    try:
+        marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15) for p in range(partitions)]
+    finally:
+        consumer.close()
+    return sum(low for low, _ in marks), sum(high for _, high in marks)
+
+
 def ch(settings: dict[str, str], sql: str) -> str:
     resp = requests.post(
         f"http://127.0.0.1:{settings['CLICKHOUSE_HTTP_PORT']}/",
@@ -107,6 +124,13 @@ def test_up_status_down_up_keeps_data(cli):
     with pg(settings) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS keep (x int PRIMARY KEY)")
         conn.execute("INSERT INTO keep SELECT generate_series(1, 321) ON CONFLICT DO NOTHING")
+    broker = settings["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = f"keep-{uuid.uuid4().hex[:6]}"
+    create_topic(broker, topic)
+    producer = Producer({"bootstrap.servers": broker})
+    for i in range(777):
+        producer.produce(topic, value=str(i).encode())
+    assert producer.flush(30) == 0
 
     # A second `up` leaves running servers alone.
     again = cli("up").stdout
@@ -121,6 +145,7 @@ def test_up_status_down_up_keeps_data(cli):
     assert ch(settings, "SELECT count(), sum(x) FROM default.keep") == f"12345\t{sum(range(12345))}"
     with pg(settings) as conn:
         assert conn.execute("SELECT count(*) FROM keep").fetchone()[0] == 321
+    assert watermarks(broker, topic) == (0, 777)  # the topic and its messages outlive `down`
 
 
 def test_killed_clickhouse_is_restarted_by_up(cli):
@@ -166,13 +191,12 @@ def test_kafka_engine_tables_survive_clickhouse_restart(cli):
     broker = settings["KAFKA_BOOTSTRAP_SERVERS"]
 
     def produce(start: int, count: int) -> None:
-        # One record per batch: Tansu's ListOffsets is only right for unbatched produce.
-        producer = Producer({"bootstrap.servers": broker, "linger.ms": 0, "batch.num.messages": 1})
+        producer = Producer({"bootstrap.servers": broker})  # default batching
         for i in range(start, start + count):
             producer.produce(topic, value=json.dumps({"id": i}))
-            producer.poll(0)
         assert producer.flush(15) == 0
 
+    create_topic(broker, topic)
     produce(0, 50)
     ch(settings, "CREATE DATABASE IF NOT EXISTS kq")
     ch(settings, "CREATE TABLE IF NOT EXISTS kq.sink (id UInt64) ENGINE = MergeTree ORDER BY id")
@@ -210,6 +234,54 @@ def test_kafka_engine_tables_survive_clickhouse_restart(cli):
     assert wait_rows(80) == "80\t80"
 
 
+def test_killed_kafka_keeps_every_acknowledged_message(cli):
+    """kill -9 of the broker after 10,000 batched messages: all of them are there after `up`."""
+    cli("up")
+    broker = cli.settings()["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = f"crash-{uuid.uuid4().hex[:6]}"
+    create_topic(broker, topic)
+    acked: list[int] = []
+    producer = Producer({"bootstrap.servers": broker})  # librdkafka's defaults: acks=all, batches
+
+    def delivered(err, msg) -> None:
+        if err is None:
+            acked.append(int(msg.value()))
+
+    for i in range(10_000):
+        producer.produce(topic, value=str(i).encode(), on_delivery=delivered)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert len(acked) == 10_000
+
+    pid = int((cli.root / "kafka" / "server.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while cli.status()["kafka"]["healthy"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not cli.status()["kafka"]["healthy"]
+    out = cli("up").stdout
+    assert "kafka       started" in out and "clickhouse  running" in out, out
+
+    assert watermarks(broker, topic) == (0, 10_000)
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    received: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(received) < 10_000 and time.monotonic() < deadline:
+        for msg in consumer.consume(1000, timeout=1.0):
+            if not msg.error():
+                received.append(int(msg.value()))
+    consumer.close()
+    assert sorted(received) == list(range(10_000))
+
+
+def test_missing_kafka_jars_name_the_setup_script(monkeypatch, tmp_path):
+    monkeypatch.setenv("PLATFORM_KAFKA_JARS", str(tmp_path / "no-jars"))
+    server = KafkaServer(StackConfig(root=tmp_path / "stack", ports=free_ports()))
+    with pytest.raises(StackError, match=r"jars are not in .*no-jars; run scripts/setup\.sh"):
+        server.up()
+
+
 def test_taken_port_gives_clear_error():
     root = new_stack_dir("platform-test-port-")
     ports = free_ports()
@@ -223,16 +295,19 @@ def test_taken_port_gives_clear_error():
     assert "already in use" in proc.stderr and "PLATFORM_CLICKHOUSE_HTTP_PORT" in proc.stderr
 
 
-def test_server_dying_at_start_shows_its_log(monkeypatch):
+def test_server_dying_at_start_shows_its_log():
     root = new_stack_dir("platform-test-dies-")
-    monkeypatch.setenv("TANSU_STORAGE_ENGINE", "nosuchengine://x/")
+    # A log dir that belongs to another node: Kafka refuses it (and the launcher does not format it).
+    data = root / "kafka" / "data"
+    data.mkdir(parents=True)
+    (data / "meta.properties").write_text("version=1\nnode.id=7\ncluster.id=AAAAAAAAAAAAAAAAAAAAAQ\n")
     server = KafkaServer(StackConfig(root=root, ports=free_ports()))
     with pytest.raises(StackError) as err:
         server.up()
     shutil.rmtree(root, ignore_errors=True)
     message = str(err.value)
     assert "died during start" in message and "Last lines of" in message
-    assert "nosuchengine" in message  # the broker's own complaint, from its log
+    assert "Stored node id 7 doesn't match" in message  # the broker's own complaint, from its log
 
 
 def test_launcher_creates_the_app_database_but_applies_no_schema():

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import struct
 import time
 import uuid
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,6 +18,8 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from platform_assets.core.resources import query_tag
+from platform_assets.stack.servers import kafka_version
+from platform_assets.stack.servers.kafka import class_archive
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +100,7 @@ def test_kafka_produce_consume_group_commit(kafka):
     assert producer.flush(15) == 0
 
     group = f"t-group-{uuid.uuid4().hex[:8]}"
-    # Tansu waits session.timeout/2 on the first join: keep it short.
+    # ClickHouse's consumers use the same short session (templates/clickhouse-config.xml).
     consumer = kafka.consumer(group, **{"auto.offset.reset": "earliest", "session.timeout.ms": 6000})
     consumer.subscribe([topic])
     received: dict[str, dict] = {}
@@ -112,6 +117,96 @@ def test_kafka_produce_consume_group_commit(kafka):
     assert received == sent
     # Committed offsets read back from the broker add up to every message consumed.
     assert sum(tp.offset for tp in committed) == len(sent)
+
+
+class _Reader:
+    """Just enough of the Kafka wire format to read an ApiVersions v3 response."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, fmt: str) -> int:
+        (value,) = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return value
+
+    def uvarint(self) -> int:
+        shift = value = 0
+        while True:
+            byte = self.data[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+
+    def compact_string(self) -> str:
+        size = self.uvarint() - 1
+        text = self.data[self.pos : self.pos + size].decode()
+        self.pos += size
+        return text
+
+    def skip_tags(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.pos += self.uvarint()
+
+
+def api_versions(bootstrap: str) -> tuple[dict[int, tuple[int, int]], dict[str, int]]:
+    """One ApiVersions v3 request: {api_key: (min, max)} and the finalized feature levels."""
+    host, port = bootstrap.rsplit(":", 1)
+    client = b"platform-test"
+    header = struct.pack(">hhih", 18, 3, 7, len(client)) + client + b"\x00"  # request header v2
+    body = bytes([len(client) + 1]) + client + bytes([2]) + b"1" + b"\x00"  # software name, version
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", len(header + body)) + header + body)
+        raw = b""
+        while len(raw) < 4 or len(raw) < 4 + struct.unpack(">i", raw[:4])[0]:
+            chunk = sock.recv(65536)
+            assert chunk, "broker closed the connection"
+            raw += chunk
+    r = _Reader(raw[4:])
+    assert r.take(">i") == 7  # correlation id (ApiVersions responses keep header v0)
+    assert r.take(">h") == 0  # error code
+    apis = {}
+    for _ in range(r.uvarint() - 1):
+        key, low, high = r.take(">h"), r.take(">h"), r.take(">h")
+        r.skip_tags()
+        apis[key] = (low, high)
+    r.take(">i")  # throttle time
+    finalized: dict[str, int] = {}
+    for _ in range(r.uvarint()):
+        tag, size = r.uvarint(), r.uvarint()
+        end = r.pos + size
+        if tag == 2:  # FinalizedFeatures: name, max_version_level, min_version_level
+            for _ in range(r.uvarint() - 1):
+                name = r.compact_string()
+                finalized[name] = r.take(">h")
+                r.take(">h")
+                r.skip_tags()
+        r.pos = end
+    return apis, finalized
+
+
+def test_kafka_is_an_apache_kafka_4_broker(kafka, stack):
+    apis, features = api_versions(kafka.bootstrap_servers)
+    # Kafka 4.0 removed the ZooKeeper-era inter-broker APIs and Fetch v0-v3 (KIP-896; Produce v0-v2
+    # stayed for old librdkafka clients).
+    assert not {4, 5, 6, 7} & set(apis), "LeaderAndIsr/StopReplica/UpdateMetadata/ControlledShutdown answered"
+    assert apis[1][0] >= 4, apis[1]
+    assert 68 in apis  # ConsumerGroupHeartbeat: the KIP-848 group protocol, on by default since 4.0
+    # KRaft, formatted at this version's metadata.version (4.4-IV2 is level 33; 4.0-IV0 was 22).
+    assert features["metadata.version"] >= 22, features
+    assert kafka_version().startswith("4.")
+    log = (stack.cfg.root / "logs" / "kafka.log").read_text()
+    assert f"Kafka version: {kafka_version()}" in log
+
+
+def test_kafka_broker_maps_the_class_archive_setup_made(stack):
+    """scripts/setup.sh builds the CDS archive; the broker's JVM maps it (a faster start)."""
+    pid = stack.servers["kafka"].pid()
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    assert str(class_archive()) in maps, f"{class_archive()} is not mapped by the broker (pid {pid})"
 
 
 def test_s3_parquet_between_pyarrow_and_clickhouse(s3, clickhouse, stack):

@@ -1,4 +1,4 @@
-"""The four embedded servers: ClickHouse (chdb-core), Postgres 15, Kafka (Tansu), S3 (moto).
+"""The four embedded servers: ClickHouse (chdb-core), Postgres 15, Apache Kafka 4 (KRaft), S3 (moto).
 
 One module per server (``clickhouse``, ``postgres``, ``kafka``, ``s3``) on the shared ``base``;
 ``Stack`` here runs them together. The launcher only starts servers: no domain schema is
@@ -12,7 +12,7 @@ import time
 from platform_assets.stack.config import StackConfig, StackError
 from platform_assets.stack.servers.base import HTTP_TIMEOUT, TEMPLATES, Health, Server
 from platform_assets.stack.servers.clickhouse import ClickHouseServer
-from platform_assets.stack.servers.kafka import KafkaServer, tansu_binary
+from platform_assets.stack.servers.kafka import KafkaServer, kafka_jars_dir, kafka_version
 from platform_assets.stack.servers.postgres import PostgresServer, postgres_bin_dir
 from platform_assets.stack.servers.s3 import S3Server
 
@@ -27,8 +27,9 @@ __all__ = [
     "S3Server",
     "Server",
     "Stack",
+    "kafka_jars_dir",
+    "kafka_version",
     "postgres_bin_dir",
-    "tansu_binary",
 ]
 
 SERVERS: tuple[type[Server], ...] = (ClickHouseServer, PostgresServer, KafkaServer, S3Server)
