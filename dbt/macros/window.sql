@@ -36,11 +36,16 @@
 {#- pre_hook of every daily-partitioned incremental model: drop exactly the window's
     partitions (partition ids are toYYYYMMDD), so the append that follows replaces them and a
     re-run of a day gives the same rows. Days of the window with no new rows end up empty,
-    not stale. Runs only when the table exists and this is not a full refresh. -#}
+    not stale. Runs only when the table exists and this is not a full refresh. A model with an
+    enforced contract (the marts) is checked first (macros/contract.sql): a mismatch fails
+    the run before anything is dropped. -#}
 {% macro replace_window() -%}
     {%- if execute and not flags.FULL_REFRESH -%}
         {%- set existing = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
         {%- if existing is not none -%}
+            {%- if config.get('contract').enforced -%}
+                {%- do assert_contract(existing) -%}
+            {%- endif -%}
             {%- set lo = modules.datetime.date.fromisoformat(window_min()).strftime('%Y%m%d') -%}
             {%- set hi = modules.datetime.date.fromisoformat(window_max()).strftime('%Y%m%d') -%}
             {%- set parts = run_query(

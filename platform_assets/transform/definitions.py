@@ -1,11 +1,18 @@
-"""The transform domain in the code location: the dbt models, their tests as checks, the schedules."""
+"""The transform domain in the code location: the dbt models, their tests as checks, source freshness, the schedules."""
 
 from dagster import Definitions
 
 from platform_assets.transform.assets import dbt_models
+from platform_assets.transform.checks import dbt_source_freshness
 from platform_assets.transform.jobs import JOBS, SCHEDULES
 from platform_assets.transform.resources import build_dbt_resource
 
 
 def definitions() -> Definitions:
-    return Definitions(assets=[dbt_models], jobs=JOBS, schedules=SCHEDULES, resources={"dbt": build_dbt_resource()})
+    return Definitions(
+        assets=[dbt_models],
+        asset_checks=[dbt_source_freshness],
+        jobs=JOBS,
+        schedules=SCHEDULES,
+        resources={"dbt": build_dbt_resource()},
+    )

@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(event_date)',
     order_by='(workspace_id, event_date, user_hash, occurred_at)',
-    unique_key='event_id',
 ) }}
 -- Grain: one row per product event, from both sources: client-side events sent through the
 -- collector (Kafka, deduplicated in staging) and server-side events in the app database (CDC).

@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(session_date)',
     order_by='(workspace_id, session_date, user_hash, session_start)',
-    unique_key='session_id',
 ) }}
 -- Grain: one row per session: a user's run of product events in one workspace with no gap
 -- over 30 minutes, kept on the day it began. Events are read from the day before the window

@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(day)',
     order_by='(day, workspace_id)',
-    unique_key=['day', 'workspace_id'],
 ) }}
 -- Grain: one row per day and workspace (plus '__all__', users across every workspace) with
 -- at least one user active in the trailing 30 days; days up to today (UTC). Reads 29 days of

@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(toDate(hour))',
     order_by='(workspace_id, hour, service, agent_name, model)',
-    unique_key=['hour', 'workspace_id', 'service', 'agent_name', 'model'],
 ) }}
 -- Grain: one row per hour (of the span's start, UTC), workspace, service, agent and model: the
 -- same calls, errors, tokens and list-price cost as mart_agent_metrics_1m summed per hour, and

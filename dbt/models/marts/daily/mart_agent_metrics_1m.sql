@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(toDate(minute))',
     order_by='(workspace_id, minute, service, agent_name, model)',
-    unique_key=['minute', 'workspace_id', 'service', 'agent_name', 'model'],
 ) }}
 -- Grain: one row per minute (of the span's start, UTC), workspace, service, agent and model,
 -- over LLM call spans (gen_ai.operation.name = 'chat', or any span naming a model). Spans carry

@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(day)',
     order_by='(workspace_id, day, model, user_hash)',
-    unique_key=['day', 'workspace_id', 'model', 'user_hash'],
 ) }}
 -- Grain: one row per day (UTC, of the llm_call event), workspace, model and user (keyed hash).
 -- Cost is the events' own cost_usd, summed as Decimal (independent of row order).

@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(day)',
     order_by='(day, workspace_id)',
-    unique_key=['day', 'workspace_id'],
 ) }}
 -- Grain: one row per day (UTC) and workspace with LLM spend or product activity that day.
 -- Joins what agents cost (LLM calls) with how many people used the product: the spend per

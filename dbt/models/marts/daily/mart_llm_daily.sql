@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(day)',
     order_by='(workspace_id, day, model, provider)',
-    unique_key=['day', 'workspace_id', 'model', 'provider'],
 ) }}
 -- Grain: one row per day (UTC, of the llm_call event), workspace, model and provider.
 -- Cost is the events' own cost_usd (tokens x the unit prices the agent reported), summed as

@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(day)',
     order_by='(day)',
-    unique_key='day',
 ) }}
 -- Grain: one row per day of the window, from the first subscription's start day up to
 -- today (UTC): the state at the end of the day. MRR uses each subscription's current plan.

@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(day)',
     order_by='(day)',
-    unique_key='day',
 ) }}
 -- Grain: one row per day of the window, from the first order's day up to today (UTC).
 -- Amounts are summed as whole cents (exact, order-independent) and shown in USD.

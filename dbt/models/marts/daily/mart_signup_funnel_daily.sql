@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(day)',
     order_by='(day, step)',
-    unique_key=['day', 'step'],
 ) }}
 -- Grain: one row per day of step 1 and funnel step (1..3). Step 1 is a user's first
 -- page_view of '/signup' on the day; step 2 the first 'signup_submitted' at or after it,

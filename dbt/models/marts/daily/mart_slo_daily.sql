@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(day)',
     order_by='(workspace_id, day)',
-    unique_key=['day', 'workspace_id'],
 ) }}
 -- Grain: one row per day (UTC) and workspace. A request is one agent run, counted on the day
 -- its agent_run_finished event occurred; it is an error when the run did not succeed.

@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(toDate(hour))',
     order_by='(workspace_id, hour, tool_name)',
-    unique_key=['hour', 'workspace_id', 'tool_name'],
 ) }}
 -- Grain: one row per hour (UTC, of the tool_call event), workspace and tool. A failure is a
 -- call that did not succeed; timeouts (status 'timeout' or error_type 'timeout') are failures

@@ -1,7 +1,6 @@
 {{ config(
     partition_by='toYYYYMMDD(day)',
     order_by='(workspace_id, day, service)',
-    unique_key=['day', 'workspace_id', 'service'],
 ) }}
 -- Grain: one row per day (UTC), workspace and service. Call figures count every span on the
 -- day of its own start. Trace figures count each trace once, on the day, workspace and

@@ -1,0 +1,33 @@
+{#- The enforced contract of an incremental mart, checked on every run that appends.
+    dbt-clickhouse 1.10 checks a contract only when it creates a table (the first build, a full
+    refresh: CREATE TABLE with the YAML's columns and types after comparing them with the
+    SELECT). An append into an existing table (incremental, append strategy, no unique_key)
+    inserts `SELECT <the table's columns> FROM (<model SQL>)` and compares nothing, and
+    on_schema_change is not consulted on that path either. replace_window() calls this macro
+    before it drops any partition, so a run whose SELECT or table no longer matches the YAML
+    fails with the window's rows still in place:
+    - the SELECT against the YAML: the adapter's own contract check (names, count, types);
+    - the existing table against the YAML: the same names and types (a table built before the
+      contract changed needs `--full-refresh`). -#}
+{% macro assert_contract(relation) -%}
+    {%- do get_assert_columns_equivalent(sql) -%}
+    {%- set declared = {} -%}
+    {%- for col in model['columns'].values() -%}
+        {%- do declared.update({col['name']: col['data_type']}) -%}
+    {%- endfor -%}
+    {%- set actual = {} -%}
+    {%- for col in adapter.get_columns_in_relation(relation) -%}
+        {%- do actual.update({col.name: col.data_type}) -%}
+    {%- endfor -%}
+    {%- if declared != actual -%}
+        {%- set diffs = [] -%}
+        {%- for name in (declared.keys() | list + actual.keys() | list) | unique | sort -%}
+            {%- if declared.get(name) != actual.get(name) -%}
+                {%- do diffs.append(name ~ ' (contract: ' ~ declared.get(name, 'none') ~ ', table: ' ~ actual.get(name, 'none') ~ ')') -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- do exceptions.raise_compiler_error(
+            "Table " ~ relation ~ " does not match the enforced contract of " ~ model['name'] ~ ": "
+            ~ diffs | join(', ') ~ ". Rebuild it with --full-refresh.") -%}
+    {%- endif -%}
+{%- endmacro %}
