@@ -90,9 +90,7 @@ FEATURES = "['export', 'dashboards', 'alerts', 'sharing']"
 def keyed_hash(key: str, expr: str) -> str:
     """dbt's keyed_hash macro as SQL: HMAC-SHA256 keyed by USER_HASH_KEY, first 16 bytes as hex
     (platform_assets.core.identity.user_hash; tests/core/test_identity.py checks the two agree)."""
-    return (
-        f"if(empty(toString({expr})), '', lower(hex(substring(HMAC('sha256', toString({expr}), '{key}'), 1, 16))))"
-    )
+    return f"if(empty(toString({expr})), '', lower(hex(substring(HMAC('sha256', toString({expr}), '{key}'), 1, 16))))"
 
 
 def agent_events_sql(day: date, n: int, base: int, users: int, key: str) -> str:
