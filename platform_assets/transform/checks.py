@@ -124,12 +124,15 @@ def evaluate(source: FreshSource, result: Mapping[str, Any] | None) -> AssetChec
     age = float(result["max_loaded_at_time_ago_in_s"])
     newest = str(result["max_loaded_at"])
     empty = newest.startswith("1970-01-01")  # ClickHouse's max() over no rows
-    seen = "no rows" if empty else f"newest row loaded {_age(age)} ago ({newest})"
+    seen = "no rows yet" if empty else f"newest row loaded {_age(age)} ago ({newest})"
+    # An empty table has never received data (a new deployment, a table just added): dbt calls
+    # that an error, but it is no evidence of a stalled feed, so it is a warning here.
+    warn = status == "warn" or empty
     return AssetCheckResult(
         asset_key=source.key,
         check_name=CHECK_NAME,
         passed=status == "pass",
-        severity=AssetCheckSeverity.WARN if status == "warn" else AssetCheckSeverity.ERROR,
+        severity=AssetCheckSeverity.WARN if warn else AssetCheckSeverity.ERROR,
         description=f"{source.name}: {status}: {seen}; {source.rule}",
         metadata={
             **base,

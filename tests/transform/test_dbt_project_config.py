@@ -99,7 +99,8 @@ def test_evaluate_maps_statuses_to_check_results():
         and "3 days 1 h ago" in (error.description or "")
     )
     empty = evaluate(SOURCE, result("error", 1.8e9, "1970-01-01T00:00:00+00:00"))
-    assert "no rows" in (empty.description or "")
+    assert "no rows yet" in (empty.description or "")
+    assert not empty.passed and empty.severity == AssetCheckSeverity.WARN  # never fed, not stalled
     broken = evaluate(SOURCE, {"status": "runtime error", "error": "Table raw.spans does not exist"})
     assert not broken.passed and broken.severity == AssetCheckSeverity.ERROR
     assert "does not exist" in (broken.description or "") and broken.metadata["status"].value == "runtime error"

@@ -3,7 +3,8 @@
 For the length of a test, the Kafka raw tables are swapped (EXCHANGE TABLES) for scratch
 copies holding known rows, so the verdicts do not depend on what other tests wrote and
 nothing is left behind: one row loaded now (pass), one loaded 2 hours ago (warn: warn_after
-1 hour), no rows (error: error_after 1 day). The CDC side (pg_repl/users) is read as it is.
+1 hour), no rows (dbt says error; a WARN check: never fed is not stalled), one loaded 2 days ago
+(error: error_after 1 day). The CDC side (pg_repl/users) is read as it is.
 """
 
 import uuid
@@ -96,9 +97,9 @@ def test_fresh_source_passes_stale_ones_warn_or_error(platform_ready, clickhouse
     assert md(spans, "warn_after") == "1 hour" and md(spans, "error_after") == "1 day"
 
     agents = got[raw_key("agent_events")]
-    assert not agents.passed and agents.severity == AssetCheckSeverity.ERROR
+    assert not agents.passed and agents.severity == AssetCheckSeverity.WARN  # empty: never fed, not stalled
     assert md(agents, "status") == "error"
-    assert agents.description.startswith("kafka.agent_events: error: no rows")
+    assert agents.description.startswith("kafka.agent_events: error: no rows yet")
 
     # CDC: the replica's updated_at, whatever the other tests left there; a verdict with its age.
     users = got[table_key("users")]
@@ -110,3 +111,15 @@ def test_fresh_source_passes_stale_ones_warn_or_error(platform_ready, clickhouse
     with clickhouse.client() as ch:  # the real tables are back
         assert ch.command("SELECT count() FROM system.tables WHERE database = {db:String}", {"db": SCRATCH_DB}) == 0
         assert ch.command("SELECT count() FROM raw.product_events WHERE workspace_id = 'ws_freshness'") == 0
+
+
+def test_source_past_error_after_is_an_error(platform_ready, clickhouse):
+    now = datetime.now(UTC)
+    two_days_old = [[uuid.uuid4(), "llm_call", now, "ws_freshness", now - timedelta(days=2)]]
+    with clickhouse.client() as ch, swapped(ch, "agent_events", two_days_old, [*PRODUCT_COLUMNS, "ingested_at"]):
+        got = run_checks([raw_key("agent_events")])
+    agents = got[raw_key("agent_events")]
+    assert not agents.passed and agents.severity == AssetCheckSeverity.ERROR, agents.description
+    assert md(agents, "status") == "error"
+    assert 2 * 86400 - 60 <= md(agents, "max_loaded_at_age_s") < 2 * 86400 + 600
+    assert agents.description.startswith("kafka.agent_events: error: newest row loaded 2 days")
