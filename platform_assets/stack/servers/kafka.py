@@ -121,6 +121,10 @@ SETTINGS = {
     "log.cleaner.dedupe.buffer.size": 32 * 1024 * 1024,  # default 128 MB, only compacted topics use it
     "num.network.threads": 2,  # two cores
     "num.io.threads": 4,
+    # After a kill -9 the controller refuses the restarted broker until the dead one's session
+    # expires (default 9 s): 3 s cut the restart from 12.2 s to 6.4 s (fault suite, one run).
+    "broker.session.timeout.ms": 3000,
+    "broker.heartbeat.interval.ms": 1000,
 }
 
 LOG4J2 = """\
