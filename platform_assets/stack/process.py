@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -24,19 +23,8 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-# Scratch stacks take ports below Linux's default ephemeral range (32768-60999): a port the OS
-# hands out (bind to 0) is also what it picks for outgoing connections, which can take it
-# between the pick and the server's bind (seen in the fault suite as "port ... already in use").
-SCRATCH_PORTS = range(20000, 32000)
-
-
 def free_port() -> int:
-    """A port on 127.0.0.1 free now, outside the ephemeral range; random, so parallel picks rarely meet."""
-    for _ in range(200):
-        port = random.choice(SCRATCH_PORTS)
-        if port_is_free(port):
-            return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded range: let the OS pick
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

@@ -21,13 +21,7 @@ def new_stack_dir(prefix: str) -> Path:
 
 
 def free_ports() -> dict[str, int]:
-    """One distinct free port per server port."""
-    ports: dict[str, int] = {}
-    while len(ports) < len(DEFAULT_PORTS):
-        port = free_port()
-        if port not in ports.values():
-            ports[list(DEFAULT_PORTS)[len(ports)]] = port
-    return ports
+    return {name: free_port() for name in DEFAULT_PORTS}
 
 
 @contextmanager

@@ -35,8 +35,11 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
     root, ports = fresh_stack_dir
     summary_path = tmp_path / "demo-summary.json"
     home = tmp_path / "dagster_home"
+    # None of the session stack's settings reach the demo (its Kafka, S3, keys): the demo must
+    # run on its own stack only, or its consumers join the session's consumer groups.
+    own = set(Stack(StackConfig(root=root, ports=ports)).env())
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PLATFORM_", "CLICKHOUSE_", "POSTGRES_"))},
+        **{k: v for k, v in os.environ.items() if k not in own and not k.startswith(("PLATFORM_", "CLICKHOUSE_"))},
         "PLATFORM_STACK_DIR": str(root),
         **{f"PLATFORM_{name.upper()}_PORT": str(port) for name, port in ports.items()},
         "PLATFORM_SUMMARY_PATH": str(summary_path),
@@ -55,8 +58,11 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
     summary = json.loads(summary_path.read_text())
     assert {s["on_up"] for s in first["servers"].values()} == {"started"}
     assert first["clickhouse_schema"]["applied_now"] == [f.name for f in discover(DDL_DIR)]
-    # On a new stack every check runs after the schema it reads, and passes.
-    assert set(first["assets"]["checks"].values()) == {"passed"}, first["assets"]["checks"]
+    # On a new stack every check runs after the schema it reads, and passes; the source freshness
+    # of the still empty replica tables is a warning ("no rows yet"), never an error.
+    first_checks = first["assets"]["checks"]
+    assert {v for k, v in first_checks.items() if not k.endswith(":dbt_source_freshness")} == {"passed"}, first_checks
+    assert {v for k, v in first_checks.items() if k.endswith(":dbt_source_freshness")} <= {"passed", "failed (WARN)"}
 
     assert {n: s["healthy"] for n, s in summary["servers"].items()} == dict.fromkeys(
         ("clickhouse", "postgres", "kafka", "s3"), True
