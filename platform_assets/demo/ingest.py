@@ -64,7 +64,7 @@ def ingest_summary(
         record = sim.run(runs, product_events)
     marker = record.marker
     poison_tag = f"poison-{uuid.uuid4().hex[:8]}"
-    producer = kafka.producer(**{"linger.ms": 0, "batch.num.messages": 1})  # see the Tansu note
+    producer = kafka.producer()
     for topic, count in POISON.items():
         for i in range(count):
             producer.produce(topic, value=f"{{{poison_tag} {i}".encode())

@@ -1,11 +1,30 @@
 """Ingestion domain: the Kafka topics the collector writes and ClickHouse consumes."""
 
-from confluent_kafka.admin import NewPartitions, NewTopic
+import time
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, asset
 
 from platform_assets.core.keys import DEAD_LETTER_KEY, SCHEMA_KEY, TOPICS_KEY, raw_key
 from platform_assets.core.resources import KafkaResource
-from platform_assets.ingest.topics import CONSUMED, TOPICS, partitions, replication_factor
+from platform_assets.ingest.topics import (
+    CONSUMED,
+    TOPICS,
+    TopicActions,
+    TopicSpec,
+    TopicState,
+    reconcile,
+    wanted,
+)
 
 OWNERS = ["team:data-platform"]
 
@@ -37,41 +56,126 @@ DEAD_LETTER_SPEC = AssetSpec(
 ADMIN_TIMEOUT_S = 30
 
 
+def broker_state(admin: AdminClient, names: list[str]) -> tuple[dict[str, TopicState], int]:
+    """The named topics as the broker has them (partitions, replicas, managed configs), and how
+    many brokers the cluster has."""
+    meta = admin.list_topics(timeout=ADMIN_TIMEOUT_S)
+    present = [n for n in names if n in meta.topics and meta.topics[n].error is None]
+    resources = [ConfigResource(ResourceType.TOPIC, n) for n in present]
+    described = admin.describe_configs(resources) if resources else {}
+    state = {}
+    for resource, future in described.items():
+        entries = future.result(timeout=ADMIN_TIMEOUT_S)
+        topic = meta.topics[resource.name]
+        state[resource.name] = TopicState(
+            resource.name,
+            partitions=len(topic.partitions),
+            replication_factor=max(len(p.replicas) for p in topic.partitions.values()),
+            configs={k: e.value for k, e in entries.items()},
+        )
+    return state, len(meta.brokers)
+
+
+def apply(admin: AdminClient, plan: list[TopicActions], specs: dict[str, TopicSpec], brokers: int) -> None:
+    create = [specs[a.topic] for a in plan if a.create]
+    short = [s.name for s in create if s.replication_factor > brokers]
+    if short:
+        raise RuntimeError(
+            f"cannot create {short} with INGEST_REPLICATION_FACTOR={create[0].replication_factor}: "
+            f"the cluster has {brokers} broker(s)"
+        )
+    new = [NewTopic(s.name, s.partitions, s.replication_factor, config=s.create_configs()) for s in create]
+    for future in (admin.create_topics(new) if new else {}).values():
+        future.result(timeout=ADMIN_TIMEOUT_S)
+    grow = [NewPartitions(a.topic, a.add_partitions[1]) for a in plan if a.add_partitions]
+    for future in (admin.create_partitions(grow) if grow else {}).values():
+        future.result(timeout=ADMIN_TIMEOUT_S)
+    # Incremental: only the managed keys are SET; other per-topic overrides stay as they are.
+    alter = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            a.topic,
+            incremental_configs=[
+                ConfigEntry(key, new, incremental_operation=AlterConfigOpType.SET)
+                for key, (_, new) in a.set_configs.items()
+            ],
+        )
+        for a in plan
+        if a.set_configs
+    ]
+    for future in (admin.incremental_alter_configs(alter) if alter else {}).values():
+        future.result(timeout=ADMIN_TIMEOUT_S)
+
+
+def settled(admin: AdminClient, names: list[str], plan: list[TopicActions], specs: dict[str, TopicSpec]):
+    """The broker's state once it shows what was just applied (metadata of a new topic or partition
+    can lag the admin answer briefly); after ADMIN_TIMEOUT_S, as it is then."""
+    partitions = {a.topic: specs[a.topic].partitions for a in plan if a.create}
+    partitions |= {a.topic: a.add_partitions[1] for a in plan if a.add_partitions}
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while True:
+        try:
+            state, _ = broker_state(admin, names)
+        except KafkaException:  # e.g. UNKNOWN_TOPIC_OR_PART for a topic created a moment ago
+            if time.monotonic() > deadline:
+                raise
+            state = {}
+        done = all(n in state and state[n].partitions >= partitions.get(n, 0) for n in names) and not drift(
+            state, specs
+        )
+        if done or time.monotonic() > deadline:
+            return state
+        time.sleep(0.2)
+
+
+def drift(state: dict[str, TopicState], specs: dict[str, TopicSpec]) -> dict[str, dict[str, str | None]]:
+    """Managed configs whose broker value is not the wanted one, per topic."""
+    out = {}
+    for name, current in state.items():
+        differ = {k: current.configs.get(k) for k, v in specs[name].configs.items() if current.configs.get(k) != v}
+        if differ:
+            out[name] = differ
+    return out
+
+
 @asset(key=TOPICS_KEY, group_name="ingest", owners=OWNERS, kinds={"kafka"})
 def kafka_topics(context: AssetExecutionContext, kafka: KafkaResource) -> MaterializeResult:
-    """The ingestion topics (agent_events, product_events, otlp_spans) with the configured
-    partition count. Grain: one topic. Idempotent; a higher ``INGEST_TOPIC_PARTITIONS`` adds
-    partitions to existing topics (Kafka cannot remove them)."""
+    """The ingestion topics (agent_events, product_events, otlp_spans) as the settings describe
+    them: partitions (``INGEST_PARTITIONS_EVENTS``, ``INGEST_PARTITIONS_SPANS``), replication
+    (``INGEST_REPLICATION_FACTOR``), compression, retention by time and size
+    (``INGEST_RETENTION_HOURS``, ``INGEST_RETENTION_BYTES``). Grain: one topic. Idempotent:
+    creates missing topics, adds partitions when a setting grew, sets managed configs that
+    differ; never removes partitions or recreates a topic (a lower setting is a warning).
+    Metadata: what changed per topic."""
     admin = kafka.admin()
-    wanted = partitions()
-    existing = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
-    created, grown = [], []
-    new = [
-        NewTopic(t.name, num_partitions=wanted, replication_factor=replication_factor())
-        for t in TOPICS
-        if t.name not in existing
-    ]
-    for name, future in (admin.create_topics(new) if new else {}).items():
-        future.result(timeout=ADMIN_TIMEOUT_S)
-        created.append(name)
-    grow = [
-        NewPartitions(t.name, wanted)
-        for t in TOPICS
-        if t.name in existing and len(existing[t.name].partitions) < wanted
-    ]
-    for name, future in (admin.create_partitions(grow) if grow else {}).items():
-        future.result(timeout=ADMIN_TIMEOUT_S)
-        grown.append(name)
-    meta = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
-    layout = {t.name: len(meta[t.name].partitions) for t in TOPICS if t.name in meta}
-    missing = [t.name for t in TOPICS if t.name not in layout]
+    specs = {s.name: s for s in wanted()}
+    names = [t.name for t in TOPICS]
+    before, brokers = broker_state(admin, names)
+    plan = reconcile(before, list(specs.values()))
+    apply(admin, plan, specs, brokers)
+    after = settled(admin, names, plan, specs) if any(a.changes for a in plan) else before
+    missing = [n for n in names if n not in after]
     if missing:
         raise RuntimeError(f"topics {missing} are not visible on the broker after creation")
-    context.log.info(f"topics: {layout}")
+    unconverged = drift(after, specs)
+    if unconverged:
+        raise RuntimeError(f"topic configs still differ after altering them: {unconverged}")
+    warnings = [w for a in plan for w in a.warnings]
+    for warning in warnings:
+        context.log.warning(warning)
+    changes = {a.topic: a.describe() for a in plan if a.changes or a.warnings}
+    layout = {n: after[n].partitions for n in names}
+    context.log.info(f"topics (partitions): {layout}; changes: {changes or 'none'}")
     return MaterializeResult(
         metadata={
             "partitions": MetadataValue.json(layout),
-            "created_now": MetadataValue.json(created),
-            "partitions_added_to": MetadataValue.json(grown),
+            "replication_factor": MetadataValue.json({n: after[n].replication_factor for n in names}),
+            "configs": MetadataValue.json(
+                {n: {k: after[n].configs.get(k) for k in specs[n].create_configs()} for n in names}
+            ),
+            "created_now": MetadataValue.json([a.topic for a in plan if a.create]),
+            "partitions_added_to": MetadataValue.json([a.topic for a in plan if a.add_partitions]),
+            "changes": MetadataValue.json(changes),
+            "warnings": MetadataValue.json(warnings),
         }
     )

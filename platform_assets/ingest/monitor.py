@@ -3,14 +3,22 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from platform_assets.core.resources import ClickHouseResource, KafkaResource
 from platform_assets.ingest.lag import PartitionLag, TopicLag
 
 TIMEOUT_S = 10
+# The group coordinator answers these while it moves or loads __consumer_offsets (a broker that
+# just started, a leader change): the read is retried, not reported as lag unknown.
+COORDINATOR_BUSY = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
 
 
 def group_for(topic: str) -> str:
@@ -28,16 +36,28 @@ def broker_lag(kafka: KafkaResource, topic: str) -> TopicLag:
         if meta is None or meta.error is not None or not meta.partitions:
             return TopicLag(topic, group, [], error="topic not found on the broker")
         tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
-        committed = consumer.committed(tps, timeout=TIMEOUT_S)
+        committed = committed_offsets(consumer, tps)
         parts = []
         for tp, done in zip(tps, committed, strict=True):
             low, high = consumer.get_watermark_offsets(tp, timeout=TIMEOUT_S, cached=False)
             parts.append(PartitionLag(tp.partition, high, done.offset if done.offset >= 0 else None, low))
         return TopicLag(topic, group, parts)
     except KafkaException as exc:
-        return TopicLag(topic, group, [], error=f"broker unreachable: {exc}")
+        return TopicLag(topic, group, [], error=f"broker error: {exc}")
     finally:
         consumer.close()
+
+
+def committed_offsets(consumer: Consumer, tps: list[TopicPartition]) -> list[TopicPartition]:
+    """The group's committed offsets; a busy coordinator is asked again until TIMEOUT_S."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            return consumer.committed(tps, timeout=TIMEOUT_S)
+        except KafkaException as exc:
+            if exc.args[0].code() not in COORDINATOR_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def clickhouse_consumers(clickhouse: ClickHouseResource, context: Any = None) -> dict[str, dict[str, Any]]:

@@ -6,7 +6,19 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 
 from platform_assets.core.keys import SCHEMA_KEY, TOPICS_KEY
 from platform_assets.core.resources import ClickHouseResource, KafkaResource
-from platform_assets.ops.ddl import DDL_DIR, DdlError, discover, kafka_table, plan, render
+from platform_assets.ops.ddl import (
+    BROKER_POOL_SETTING,
+    DDL_DIR,
+    DdlError,
+    DdlFile,
+    consumer_topics,
+    consumer_variables,
+    discover,
+    kafka_table,
+    plan,
+    pool_warning,
+    render,
+)
 
 BOOTSTRAP_SQL = Path(__file__).parent / "sql" / "schema_migrations.sql"
 
@@ -25,6 +37,40 @@ def bootstrap(client) -> None:
 
     for statement in split_statements(BOOTSTRAP_SQL.read_text()):
         client.command(statement)
+
+
+def topic_partitions(kafka: KafkaResource, topics: list[str]) -> dict[str, int | None]:
+    """Partition count per topic on the broker (None: not there)."""
+    if not topics:
+        return {}
+    meta = kafka.admin().list_topics(timeout=30).topics
+    return {t: len(meta[t].partitions) if t in meta and meta[t].error is None else None for t in topics}
+
+
+def broker_pool_size(client) -> int | None:
+    """The server's running thread pool for Kafka (and other message-broker) streaming. The pool
+    starts with the first Kafka table, and reads 0 before that: None then."""
+    rows = client.query(
+        "SELECT value FROM system.server_settings WHERE name = {name:String}", parameters={"name": BROKER_POOL_SETTING}
+    ).result_rows
+    size = int(rows[0][0]) if rows else 0
+    return size or None
+
+
+def kafka_variables(
+    context: AssetExecutionContext, kafka: KafkaResource, files: list[DdlFile], to_apply: list[DdlFile]
+) -> tuple[dict[str, str], int]:
+    """``kafka_consumers_<topic>`` for the Kafka tables of ``to_apply``: the topic's partition
+    count on the broker now (kafka/topics runs first); with the number of consumers of every
+    Kafka table of ``files`` (applied or not)."""
+    if not consumer_topics(to_apply):
+        return {}, 0
+    topics = consumer_topics(to_apply)
+    consumers, warnings = consumer_variables(topic_partitions(kafka, consumer_topics(files)))
+    for message in warnings:
+        context.log.warning(message)
+    total = sum(int(v) for v in consumers.values())
+    return {k: v for k, v in consumers.items() if k.removeprefix("kafka_consumers_") in topics}, total
 
 
 def apply_statement(client, statement: str) -> None:
@@ -61,10 +107,14 @@ def clickhouse_schema(
     A second run applies nothing. A file edited after it was applied fails the run, naming it.
     """
     files = discover(Path(config.ddl_dir))
-    variables = {"kafka_broker_list": kafka.bootstrap_servers}
     with clickhouse.client(context) as client:
         bootstrap(client)
         todo = plan(files, applied_checksums(client))
+        # Placeholders are deployment values, filled at apply time (the checksum covers the file
+        # as written). A later partition increase does not resize an applied Kafka table: its
+        # consumers share the new partitions.
+        kafka_settings, consumers = kafka_variables(context, kafka, files, todo.to_apply)
+        variables = {"kafka_broker_list": kafka.bootstrap_servers, **kafka_settings}
         for ddl in todo.to_apply:
             statements = ddl.statements
             for number, statement in enumerate(statements, start=1):
@@ -78,6 +128,9 @@ def clickhouse_schema(
                 column_names=["filename", "checksum", "statements", "run_id"],
             )
             context.log.info(f"applied {ddl.name} ({len(statements)} statements)")
+        warning = pool_warning(consumers, broker_pool_size(client) or consumers)
+        if warning:
+            context.log.warning(warning)
         if todo.applied_but_missing:
             context.log.warning(f"applied files no longer in {config.ddl_dir}: {todo.applied_but_missing}")
         databases = [r[0] for r in client.query("SELECT name FROM system.databases ORDER BY name").result_rows]
@@ -89,5 +142,9 @@ def clickhouse_schema(
             "checksums": MetadataValue.json({f.name: f.checksum for f in files}),
             "applied_but_missing": MetadataValue.json(todo.applied_but_missing),
             "databases": MetadataValue.json(databases),
+            # kafka_num_consumers per topic of the Kafka tables this run created
+            "kafka_consumers_applied": MetadataValue.json(
+                {k.removeprefix("kafka_consumers_"): int(v) for k, v in kafka_settings.items()}
+            ),
         }
     )

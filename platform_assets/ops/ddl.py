@@ -13,6 +13,16 @@ from platform_assets.core.sql import SqlError, split_statements
 DDL_DIR = ddl_dir()
 FILE_NAME = re.compile(r"^\d{3}_[a-z0-9_]+\.sql$")
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+# {{kafka_consumers_<topic>}}: the topic's partition count on the broker (one consumer per partition).
+CONSUMERS_PLACEHOLDER = re.compile(r"\{\{kafka_consumers_(\w+)\}\}")
+# ClickHouse refuses kafka_num_consumers above max(physical cores, 16) unless the query-level
+# kafka_disable_num_consumers_limit is set; 16 is accepted on any server (a consumer reads any
+# number of partitions, so extra partitions are shared, not skipped).
+MAX_KAFKA_CONSUMERS = 16
+# kafka_thread_per_consumer = 1 (clickhouse_ddl/004, 005) makes each consumer its own task in the
+# server's background_message_broker_schedule_pool, shared by every Kafka table: a smaller pool
+# runs only that many consumers at a time (the others' partitions go to the running ones).
+BROKER_POOL_SETTING = "background_message_broker_schedule_pool_size"
 KAFKA_CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\(.*\bENGINE\s*=\s*Kafka\b", re.S | re.I)
 
 
@@ -53,6 +63,42 @@ def render(statement: str, variables: dict[str, str]) -> str:
     if unknown:
         raise DdlError(f"unknown placeholder(s) {unknown}; known: {sorted(variables)}")
     return PLACEHOLDER.sub(lambda m: variables[m.group(1)].replace("'", "\\'"), statement)
+
+
+def consumer_topics(files: list[DdlFile]) -> list[str]:
+    """Topics whose partition count the files ask for through ``{{kafka_consumers_<topic>}}``."""
+    return sorted({t for f in files for stmt in f.statements for t in CONSUMERS_PLACEHOLDER.findall(stmt)})
+
+
+def consumer_variables(partitions: dict[str, int | None]) -> tuple[dict[str, str], list[str]]:
+    """``kafka_consumers_<topic>`` = the topic's partitions, capped at ``MAX_KAFKA_CONSUMERS``;
+    with the warnings for capped topics. A topic missing on the broker (``None``) is an error:
+    its Kafka table would be sized wrong."""
+    missing = sorted(t for t, n in partitions.items() if n is None)
+    if missing:
+        raise DdlError(
+            f"topic(s) {missing} not on the broker: the Kafka tables get one consumer per partition "
+            "(kafka_consumers_<topic>), so materialize kafka/topics first"
+        )
+    variables, warnings = {}, []
+    for topic, n in sorted((t, n) for t, n in partitions.items() if n is not None):
+        if n > MAX_KAFKA_CONSUMERS:
+            warnings.append(
+                f"{topic}: {n} partitions, kafka_num_consumers capped at {MAX_KAFKA_CONSUMERS} (ClickHouse's "
+                "limit); each consumer reads several partitions"
+            )
+        variables[f"kafka_consumers_{topic}"] = str(min(n, MAX_KAFKA_CONSUMERS))
+    return variables, warnings
+
+
+def pool_warning(consumers: int, pool_size: int) -> str | None:
+    """A warning when the broker pool has fewer threads than the Kafka tables have consumers."""
+    if pool_size >= consumers:
+        return None
+    return (
+        f"{BROKER_POOL_SETTING} = {pool_size} < {consumers} Kafka consumers (thread per consumer): only "
+        f"{pool_size} consume at a time; raise it to {consumers} or more for one running consumer per partition"
+    )
 
 
 def kafka_table(statement: str) -> tuple[str, str] | None:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
-from confluent_kafka import Producer
 from dagster import AssetSelection, DagsterInstance, build_sensor_context, materialize
 
 from platform_assets.ingest.assets import DEAD_LETTER_SPEC, kafka_topics
@@ -42,8 +41,7 @@ def schema(res, instance):
 
 
 def produce(kafka, topic: str, values: list[bytes]) -> None:
-    # One record per batch: Tansu's ListOffsets is only right for unbatched produce (ARCHITECTURE.md).
-    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "linger.ms": 0, "batch.num.messages": 1})
+    producer = kafka.producer()  # the collector's idempotent acks=all producer, default batching
     for value in values:
         producer.produce(topic, value=value)
         producer.poll(0)

@@ -1,0 +1,59 @@
+"""The Kafka tables' consumer settings as the schema asset renders them into clickhouse_ddl/ (no server)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from platform_assets.ingest.topics import CONSUMED, partitions
+from platform_assets.ops.ddl import (
+    DDL_DIR,
+    MAX_KAFKA_CONSUMERS,
+    DdlError,
+    consumer_topics,
+    consumer_variables,
+    discover,
+    pool_warning,
+    render,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_every_consumed_topic_sizes_its_kafka_table_from_its_partitions():
+    files = discover(DDL_DIR)
+    assert consumer_topics(files) == sorted(t.name for t in CONSUMED)
+    variables, warnings = consumer_variables({t.name: partitions(t, {}) for t in CONSUMED})
+    assert variables == {
+        "kafka_consumers_agent_events": "3",
+        "kafka_consumers_otlp_spans": "6",
+        "kafka_consumers_product_events": "3",
+    }
+    assert warnings == []
+    variables |= {"kafka_broker_list": "b:9092"}
+    seen = []
+    for f in files:
+        for stmt in f.statements:
+            text = render(stmt, variables)  # raises on a placeholder it has no value for
+            topic = re.search(r"kafka_topic_list = '(\w+)'", text)
+            if topic:
+                seen.append(topic.group(1))
+                n = variables[f"kafka_consumers_{topic.group(1)}"]
+                assert f"kafka_num_consumers = {n}," in text and "kafka_thread_per_consumer = 1," in text
+    assert sorted(seen) == sorted(t.name for t in CONSUMED)
+
+
+def test_consumers_are_capped_and_a_missing_topic_is_an_error():
+    variables, warnings = consumer_variables({"big": 40, "small": 2})
+    assert variables == {"kafka_consumers_big": str(MAX_KAFKA_CONSUMERS), "kafka_consumers_small": "2"}
+    (warning,) = warnings
+    assert "big: 40 partitions" in warning
+    with pytest.raises(DdlError, match=r"\['otlp_spans'\] not on the broker.*materialize kafka/topics first"):
+        consumer_variables({"otlp_spans": None, "agent_events": 3})
+
+
+def test_a_broker_pool_smaller_than_the_consumers_is_a_warning():
+    assert pool_warning(12, 16) is None and pool_warning(12, 12) is None
+    warning = pool_warning(12, 2)
+    assert warning and "background_message_broker_schedule_pool_size = 2 < 12 Kafka consumers" in warning
