@@ -1,8 +1,6 @@
 -- Kafka consumers and the views that move their rows into raw.* (good rows) and
--- dead_letter.kafka_messages (unparseable ones). The schema asset fills the placeholders when it
--- applies the file: {{kafka_broker_list}} from the kafka resource, {{kafka_consumers_<topic>}}
--- with the topic's partition count on the broker (one consumer per partition; kafka/topics runs
--- first). One consumer group per topic: lag is read per group.
+-- dead_letter.kafka_messages (unparseable ones). {{kafka_broker_list}} is filled in by the
+-- schema asset from the kafka resource. One consumer group per topic: lag is read per group.
 -- Column lists of the views are explicit, so a new raw column never shifts data silently.
 
 CREATE TABLE IF NOT EXISTS kafka_queue.agent_events
@@ -19,9 +17,8 @@ SETTINGS
     kafka_group_name = 'clickhouse_agent_events',
     kafka_format = 'JSONEachRow',
     kafka_handle_error_mode = 'stream',   -- bad messages become rows with _error set
-    kafka_num_consumers = {{kafka_consumers_agent_events}},  -- one consumer per partition
-    kafka_thread_per_consumer = 1,        -- parallel inserts: 3 consumers drained 284-379k rows/s, 1 consumer 180-227k (docs/ingest.md)
-    kafka_max_block_size = 65536,         -- up to 64k messages per insert into raw
+    kafka_num_consumers = 1,              -- one consumer thread per table on 2 cores
+    kafka_max_block_size = 65536,         -- rows per insert into raw
     kafka_flush_interval_ms = 500,        -- rows are queryable within about a second
     date_time_input_format = 'best_effort',  -- ISO 8601 with Z or offset
     input_format_skip_unknown_fields = 1;    -- newer producers may add fields
@@ -37,13 +34,12 @@ SETTINGS
     kafka_topic_list = 'product_events',
     kafka_group_name = 'clickhouse_product_events',
     kafka_format = 'JSONEachRow',
-    kafka_handle_error_mode = 'stream',   -- bad messages become rows with _error set
-    kafka_num_consumers = {{kafka_consumers_product_events}},  -- one consumer per partition
-    kafka_thread_per_consumer = 1,        -- parallel inserts: 3 consumers drained 284-379k rows/s, 1 consumer 180-227k (docs/ingest.md)
-    kafka_max_block_size = 65536,         -- up to 64k messages per insert into raw
-    kafka_flush_interval_ms = 500,        -- rows are queryable within about a second
-    date_time_input_format = 'best_effort',  -- ISO 8601 with Z or offset
-    input_format_skip_unknown_fields = 1;    -- newer producers may add fields
+    kafka_handle_error_mode = 'stream',
+    kafka_num_consumers = 1,
+    kafka_max_block_size = 65536,
+    kafka_flush_interval_ms = 500,
+    date_time_input_format = 'best_effort',
+    input_format_skip_unknown_fields = 1;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS kafka_queue.agent_events_to_raw TO raw.agent_events
 (

@@ -39,11 +39,10 @@ SETTINGS
     kafka_topic_list = 'otlp_spans',
     kafka_group_name = 'clickhouse_otlp_spans',
     kafka_format = 'JSONAsString',        -- one export request (a JSON object) per message
-    kafka_handle_error_mode = 'stream',   -- bad messages become rows with _error set
-    kafka_num_consumers = {{kafka_consumers_otlp_spans}},  -- one consumer per partition
-    kafka_thread_per_consumer = 1,        -- parallel inserts: 6 consumers drained 64-74k spans/s, 1 consumer 38-54k (docs/ingest.md)
-    kafka_max_block_size = 65536,         -- up to 64k messages per insert into raw
-    kafka_flush_interval_ms = 500;        -- spans are queryable within about a second
+    kafka_handle_error_mode = 'stream',
+    kafka_num_consumers = 1,
+    kafka_max_block_size = 65536,
+    kafka_flush_interval_ms = 500;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS kafka_queue.otlp_spans_to_raw TO raw.spans
 (

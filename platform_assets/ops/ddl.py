@@ -19,7 +19,7 @@ CONSUMERS_PLACEHOLDER = re.compile(r"\{\{kafka_consumers_(\w+)\}\}")
 # kafka_disable_num_consumers_limit is set; 16 is accepted on any server (a consumer reads any
 # number of partitions, so extra partitions are shared, not skipped).
 MAX_KAFKA_CONSUMERS = 16
-# kafka_thread_per_consumer = 1 (clickhouse_ddl/004, 005) makes each consumer its own task in the
+# kafka_thread_per_consumer = 1 (clickhouse_ddl/006) makes each consumer its own task in the
 # server's background_message_broker_schedule_pool, shared by every Kafka table: a smaller pool
 # runs only that many consumers at a time (the others' partitions go to the running ones).
 BROKER_POOL_SETTING = "background_message_broker_schedule_pool_size"

@@ -32,16 +32,17 @@ def test_every_consumed_topic_sizes_its_kafka_table_from_its_partitions():
     }
     assert warnings == []
     variables |= {"kafka_broker_list": "b:9092"}
-    seen = []
+    final = {}  # topic -> the last CREATE of its Kafka table, in apply order (006 replaces 004/005's)
     for f in files:
         for stmt in f.statements:
             text = render(stmt, variables)  # raises on a placeholder it has no value for
             topic = re.search(r"kafka_topic_list = '(\w+)'", text)
             if topic:
-                seen.append(topic.group(1))
-                n = variables[f"kafka_consumers_{topic.group(1)}"]
-                assert f"kafka_num_consumers = {n}," in text and "kafka_thread_per_consumer = 1," in text
-    assert sorted(seen) == sorted(t.name for t in CONSUMED)
+                final[topic.group(1)] = text
+    assert sorted(final) == sorted(t.name for t in CONSUMED)
+    for topic, text in final.items():
+        n = variables[f"kafka_consumers_{topic}"]
+        assert f"kafka_num_consumers = {n}," in text and "kafka_thread_per_consumer = 1," in text, topic
 
 
 def test_consumers_are_capped_and_a_missing_topic_is_an_error():

@@ -73,6 +73,8 @@ def test_repo_ddl_is_well_formed():
     assert files, "clickhouse_ddl/ has no files"
     for ddl in files:
         for statement in ddl.statements:
-            assert "IF NOT EXISTS" in statement.upper() or statement.upper().startswith("ALTER"), (
+            upper = statement.upper()
+            dropped = upper.startswith("DROP") and " IF EXISTS " in upper
+            assert "IF NOT EXISTS" in upper or upper.startswith("ALTER") or dropped, (
                 f"{ddl.name}: statement is not idempotent: {statement[:80]}"
             )
