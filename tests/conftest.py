@@ -47,6 +47,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError("test level markers:\n" + "\n".join(problems))
 
 
+# The session stack's settings once the `stack` fixture has exported them (empty before).
+SESSION_ENV: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def session_env_unchanged() -> Iterator[None]:
+    """Fails the test that leaves the process environment pointing anywhere but the session
+    stack (a fixture that exports another stack's settings and outlives its tests), and puts
+    the session's settings back so the tests after it still run against the session stack."""
+    yield
+    changed = sorted(k for k, v in SESSION_ENV.items() if os.environ.get(k) != v)
+    if changed:
+        os.environ.update(SESSION_ENV)
+        pytest.fail(f"the test left the session stack's settings changed: {changed}")
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     import psycopg
@@ -71,8 +87,10 @@ def stack() -> Iterator[Stack]:
                 migrate(conn)
             # Dagster resources read EnvVar at run time: point them at this stack.
             os.environ.update(env)
+            SESSION_ENV.update(env)
             yield stack
         finally:
+            SESSION_ENV.clear()
             os.environ.clear()
             os.environ.update(saved)
 

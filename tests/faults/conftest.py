@@ -151,26 +151,41 @@ def started_scratch_stack(attempts: int = 3) -> Iterator[Stack]:
             return
 
 
+@contextmanager
+def environ(env: dict[str, str]) -> Iterator[None]:
+    """Inside the block, code that reads settings at run time (EnvVar) sees ``env``."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="package")
 def fault_stack() -> Iterator[FaultStack]:
-    saved = dict(os.environ)
+    # The process environment is pointed at this stack per test (fault_env), never for the
+    # fixture's life: without an __init__.py a package-scoped fixture lives until the session
+    # ends, and the later tests would then run against this stack instead of the session's.
     with started_scratch_stack() as stack, DagsterInstance.ephemeral() as instance:
-        try:
-            env = stack.env()
-            with psycopg.connect(
-                host=env["POSTGRES_HOST"],
-                port=int(env["POSTGRES_PORT"]),
-                user=env["POSTGRES_USER"],
-                password=env["POSTGRES_PASSWORD"],
-                dbname=env["POSTGRES_DB"],
-                connect_timeout=5,
-            ) as conn:
-                migrate(conn)  # the app schema, as `platform-stack up` applies it
-            os.environ.update(env)  # code that reads settings at run time sees this stack
-            yield FaultStack(stack, env, resources_from_env(env), instance)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        env = stack.env()
+        with psycopg.connect(
+            host=env["POSTGRES_HOST"],
+            port=int(env["POSTGRES_PORT"]),
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"],
+            dbname=env["POSTGRES_DB"],
+            connect_timeout=5,
+        ) as conn:
+            migrate(conn)  # the app schema, as `platform-stack up` applies it
+        yield FaultStack(stack, env, resources_from_env(env), instance)
+
+
+@pytest.fixture(autouse=True)
+def fault_env(fault_stack: FaultStack) -> Iterator[None]:
+    with environ(fault_stack.env):
+        yield
 
 
 @pytest.fixture(scope="package")

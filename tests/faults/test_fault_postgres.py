@@ -36,11 +36,14 @@ def replicated(schema):
     """The CDC assets on the suite's stack, as `platform_ready` materializes them for the transforms."""
     fs = schema
     res = {**{k: fs.res[k] for k in ("clickhouse", "postgres", "kafka")}, "cdc": fs.cdc}
-    result = materialize(
-        [kafka_topics, clickhouse_schema, app_schema, source_replication, build_replica_asset(TABLES)],
-        resources=res,
-        instance=fs.instance,
-    )
+    with pytest.MonkeyPatch.context() as env:  # settings read at run time: this stack's
+        for name, value in fs.env.items():
+            env.setenv(name, value)
+        result = materialize(
+            [kafka_topics, clickhouse_schema, app_schema, source_replication, build_replica_asset(TABLES)],
+            resources=res,
+            instance=fs.instance,
+        )
     assert result.success
     return fs
 
