@@ -19,6 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from platform_assets.core.identity import user_hash
 from platform_assets.demo.ingest import RunningCollector
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ingest.collector.app import CollectorConfig
@@ -329,6 +330,73 @@ def test_otel_sdk_spans_reach_the_topic_as_otlp_json(collector, kafka, clickhous
         "gpt-4o-mini",
         "120",
     )
+
+
+def stored_anywhere(clickhouse, needle: str) -> dict[str, int]:
+    """Rows per table.column holding ``needle`` in any String, Map or JSON column of any stored
+    ClickHouse table (MergeTree family; Kafka tables are not read: that would consume)."""
+    with clickhouse.client() as ch:
+        columns = ch.query(
+            "SELECT c.database, c.table, c.name FROM system.columns AS c "
+            "JOIN system.tables AS t ON t.database = c.database AND t.name = c.table "
+            "WHERE c.database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') "
+            "AND t.engine LIKE '%MergeTree%' AND match(c.type, 'String|Map|JSON')"
+        ).result_rows
+        hits = {}
+        for db, table, column in columns:
+            n = ch.command(
+                f"SELECT count() FROM `{db}`.`{table}` WHERE position(toString(`{column}`), {{v:String}}) > 0",
+                parameters={"v": needle},
+            )
+            if n:
+                hits[f"{db}.{table}.{column}"] = n
+    return hits
+
+
+def test_otlp_attribute_pii_is_deleted_or_hashed_before_kafka(collector, kafka, clickhouse):
+    """An SDK program in the common pre-semconv style: a numeric user_id and e-mails as
+    resource and span attributes. None of the raw values reaches Kafka or any ClickHouse table;
+    the user id arrives as the same pseudonym signed batches get."""
+    user_id = 7_000_000_000 + uuid.uuid4().int % 1_000_000_000
+    email = f"pii-{uuid.uuid4().hex[:10]}@example.com"
+    resource = Resource.create({"service.name": "pii-app", "tenant.id": "ws_pii", "user_email": email})
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{collector}/v1/traces", timeout=10)))
+    tracer = provider.get_tracer("pii-test")
+    with tracer.start_as_current_span("request") as root:
+        root.set_attribute("user_id", user_id)
+        root.set_attribute("client.address", "203.0.113.9")
+        with tracer.start_as_current_span("chat") as child:
+            child.set_attribute("enduser.id", str(user_id))
+            child.set_attribute("User_Email", email)
+            child.add_event("lookup", {"email": email, "step": "1"})
+            child.set_attribute("model", "gpt-4o-mini")
+    provider.force_flush()
+    provider.shutdown()
+    trace_id = format(root.get_span_context().trace_id, "032x")
+
+    on_topic = spans_on_topic(kafka, trace_id)
+    assert len(on_topic) == 2
+    text = json.dumps(on_topic)
+    assert str(user_id) not in text and email not in text and "203.0.113.9" not in text, text
+    pseudonym = user_hash(HASH_KEY, str(user_id))
+    assert wait_rows(clickhouse, f"SELECT count() FROM raw.spans WHERE trace_id = '{trace_id}'", (2,)) == (2,)
+    landed = {
+        r[0]: r[1:]
+        for r in rows(
+            clickhouse,
+            "SELECT operation, attributes['user_id'], attributes['enduser.id'], attributes['model'], "
+            "mapContains(attributes, 'User_Email'), mapContains(resource_attributes, 'user_email'), "
+            f"mapContains(attributes, 'client.address') FROM raw.spans WHERE trace_id = '{trace_id}'",
+        )
+    }
+    assert landed == {
+        "request": (pseudonym, "", "", False, False, False),
+        "chat": ("", pseudonym, "gpt-4o-mini", False, False, False),
+    }
+    for needle in (str(user_id), email, "203.0.113.9"):
+        assert stored_anywhere(clickhouse, needle) == {}, needle
+    assert stored_anywhere(clickhouse, pseudonym) == {"raw.spans.attributes": 2}
 
 
 def test_otlp_json_encoding_is_accepted_and_bad_payload_is_400(collector, kafka):

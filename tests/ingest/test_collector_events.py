@@ -110,6 +110,8 @@ def test_collector_settings_come_from_its_table():
         ("hash_key", "USER_HASH_KEY", True),
         ("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS", True),
         ("drop_keys", "COLLECTOR_PII_DROP_KEYS", False),
+        ("attributes_delete", "COLLECTOR_ATTRIBUTES_DELETE", False),
+        ("attributes_hash", "COLLECTOR_ATTRIBUTES_HASH", False),
     ]
     cfg = CollectorConfig.from_env(GOOD_ENV)
     assert cfg.bootstrap_servers == "127.0.0.1:9092"
@@ -148,7 +150,7 @@ def test_a_bad_collector_setting_is_named(changes, message):
 
 def test_prepare_checks_the_collectors_own_settings(monkeypatch):
     monkeypatch.setenv("PLATFORM_ENV", "prod")  # no embedded stack fills them in
-    for var in (*GOOD_ENV, "COLLECTOR_PII_DROP_KEYS"):
+    for var in (*GOOD_ENV, "COLLECTOR_PII_DROP_KEYS", "COLLECTOR_ATTRIBUTES_DELETE", "COLLECTOR_ATTRIBUTES_HASH"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("USER_HASH_KEY", "0123456789abcdef")
     with pytest.raises(

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from platform_assets.ingest.collector import events as ev
 from platform_assets.ingest.collector import otlp
+from platform_assets.ingest.collector.attributes import AttributePolicy, scrub
 from platform_assets.ingest.collector.config import CollectorConfig
 from platform_assets.ingest.collector.sink import KafkaSink, Message, Sink, Unavailable
 
@@ -67,6 +68,7 @@ class Collector:
         self.sink = sink
         self.metrics = Metrics() if metrics is None else metrics
         self.hasher = ev.actor_hasher(cfg.hash_key)
+        self.attribute_policy = AttributePolicy(cfg.attributes_delete, cfg.attributes_hash)
 
     def routes(self) -> list[Route]:
         return [
@@ -116,6 +118,7 @@ class Collector:
             return JSONResponse({"error": str(exc)}, status_code=400)
         spans = otlp.span_count(payload)
         if spans:
+            scrubbed = scrub(payload, self.attribute_policy, self.hasher)  # before anything reaches Kafka
             try:
                 messages = otlp.to_messages(payload, self.cfg.max_message_bytes)
             except otlp.SpanTooLarge as exc:
@@ -125,6 +128,12 @@ class Collector:
                 await self.sink.send([(SPANS_TOPIC, key, value) for key, value in messages])
             except Unavailable as exc:
                 return self._unavailable(str(exc))
+            for name, count in (
+                ("otlp_attributes_deleted", scrubbed.deleted),
+                ("otlp_attributes_hashed", scrubbed.hashed),
+            ):
+                if count:
+                    self.metrics.inc(name, count)
         self.metrics.inc("spans_accepted", spans)
         # OTLP/HTTP success: an ExportTraceServiceResponse in the request's encoding.
         if ctype == "application/x-protobuf":

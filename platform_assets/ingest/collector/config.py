@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from platform_assets.core.settings import ConfigError, Setting
+from platform_assets.ingest.collector.attributes import DEFAULT_DELETE, DEFAULT_HASH, parse_keys
 
 DEFAULT_DROP_KEYS = frozenset({"email", "phone", "ip", "ip_address"})
 
@@ -75,12 +76,21 @@ class CollectorConfig:
         CollectorSetting("hash_key", "USER_HASH_KEY", parser=parse_hash_key),  # shared with dbt
         CollectorSetting("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS", secret=False, parser=parse_bootstrap_servers),
         CollectorSetting("drop_keys", "COLLECTOR_PII_DROP_KEYS", required=False, secret=False, parser=parse_drop_keys),
+        # OTLP attributes (resource, scope, span, span event, link): the attributes processor's actions.
+        CollectorSetting(
+            "attributes_delete", "COLLECTOR_ATTRIBUTES_DELETE", required=False, secret=False, parser=parse_keys
+        ),
+        CollectorSetting(
+            "attributes_hash", "COLLECTOR_ATTRIBUTES_HASH", required=False, secret=False, parser=parse_keys
+        ),
     )
 
     bootstrap_servers: str
     hmac_keys: dict[str, bytes]
     hash_key: bytes
     drop_keys: frozenset[str] = DEFAULT_DROP_KEYS
+    attributes_delete: frozenset[str] = DEFAULT_DELETE
+    attributes_hash: frozenset[str] = DEFAULT_HASH
     max_body_bytes: int = 5 * 1024 * 1024
     max_batch_events: int = 1000
     replay_window_s: float = 300.0
