@@ -7,7 +7,7 @@ WITH calls AS (
     SELECT workspace_id, service, agent_name, model, start_time, duration_ms, is_error, input_tokens, output_tokens
     FROM {{ ref('stg_kafka__spans') }}
     WHERE {{ in_window('span_date') }}
-      AND (gen_ai_operation = 'chat' OR model != '')
+      AND is_llm_call
 )
 SELECT
     {{ bucket_function }}(c.start_time) AS {{ bucket_column }},

@@ -399,6 +399,49 @@ def test_otlp_attribute_pii_is_deleted_or_hashed_before_kafka(collector, kafka, 
     assert stored_anywhere(clickhouse, pseudonym) == {"raw.spans.attributes": 2}
 
 
+def test_common_attribute_names_are_read_as_the_genai_conventions_in_staging(collector, clickhouse, dbt):
+    """An SDK program in the common pre-semconv style: model, provider and agent on the resource,
+    tokens as tokens_prompt / tokens_completion on the span. Staging reads them as it reads the
+    gen_ai.* names; a span's own name wins over the resource's; only the LLM span is a call."""
+    resource = Resource.create(
+        {"service.name": "legacy-agent", "tenant.id": "ws_alias", "model": "claude-3-5-haiku",
+         "provider": "anthropic", "agent": "support-bot"}
+    )  # fmt: skip
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{collector}/v1/traces", timeout=10)))
+    tracer = provider.get_tracer("alias-test")
+    with tracer.start_as_current_span("handle request") as root:
+        with tracer.start_as_current_span("llm") as llm:
+            llm.set_attribute("tokens_prompt", 200)
+            llm.set_attribute("tokens_completion", 50)
+        with tracer.start_as_current_span("summarise") as semconv:
+            semconv.set_attribute("gen_ai.request.model", "gpt-4o-mini")  # on the span: wins
+            semconv.set_attribute("llm.usage.prompt_tokens", 30)
+        with tracer.start_as_current_span("search") as tool:
+            tool.set_attribute("tool_name", "web_search")
+    provider.force_flush()
+    provider.shutdown()
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    assert wait_rows(clickhouse, f"SELECT count() FROM raw.spans WHERE trace_id = '{trace_id}'", (4,)) == (4,)
+
+    today = datetime.now(UTC).date()
+    dbt("build", "--select", "stg_kafka__spans", vars={"min_date": today.isoformat(), "max_date": "2100-01-01"})
+    got = {
+        r[0]: r[1:]
+        for r in rows(
+            clickhouse,
+            "SELECT operation, workspace_id, agent_name, model, provider, input_tokens, output_tokens, tool_name, "
+            f"is_llm_call FROM staging.stg_kafka__spans WHERE trace_id = '{trace_id}'",
+        )
+    }
+    assert got == {
+        "handle request": ("ws_alias", "support-bot", "claude-3-5-haiku", "anthropic", 0, 0, "", False),
+        "llm": ("ws_alias", "support-bot", "claude-3-5-haiku", "anthropic", 200, 50, "", True),
+        "summarise": ("ws_alias", "support-bot", "gpt-4o-mini", "anthropic", 30, 0, "", True),
+        "search": ("ws_alias", "support-bot", "claude-3-5-haiku", "anthropic", 0, 0, "web_search", False),
+    }
+
+
 def test_otlp_json_encoding_is_accepted_and_bad_payload_is_400(collector, kafka):
     trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
     body = {

@@ -3,8 +3,9 @@
     order_by='(workspace_id, span_date, service, trace_id, span_id)',
 ) }}
 -- One row per span (trace_id, span_id), deduplicated, with OpenTelemetry GenAI attributes
--- flattened to columns. agent_name is the trace's `gen_ai.agent.name` (set on the agent's
--- root span) carried to every span of the trace; spans of the days either side of the window
+-- flattened to columns, each under its semantic-convention name or a listed alias, on the span
+-- or else its resource (otel_attribute(), the `otel_attribute_aliases` var). agent_name is the
+-- trace's `gen_ai.agent.name` (set on the agent's root span) carried to every span of the trace; spans of the days either side of the window
 -- are read for it only, so a trace that crosses midnight keeps its agent on both days.
 -- The attributes are extracted before the dedup (no Map column is carried through it), and
 -- the agent comes from a join on a per-trace table of the spans that name one (no sort of every
@@ -19,14 +20,19 @@ spans AS (
         env,
         service,
         operation,
-        attributes['gen_ai.operation.name'] AS gen_ai_operation,
-        coalesce(nullIf(attributes['gen_ai.response.model'], ''), attributes['gen_ai.request.model']) AS model,
-        coalesce(nullIf(attributes['gen_ai.provider.name'], ''), attributes['gen_ai.system']) AS provider,
-        toUInt32OrZero(attributes['gen_ai.usage.input_tokens']) AS input_tokens,
-        toUInt32OrZero(attributes['gen_ai.usage.output_tokens']) AS output_tokens,
-        attributes['gen_ai.tool.name'] AS tool_name,
+        {{ otel_attribute('gen_ai_operation') }} AS gen_ai_operation,
+        {{ otel_attribute('model') }} AS model,
+        {{ otel_attribute('provider') }} AS provider,
+        toUInt32OrZero({{ otel_attribute('input_tokens') }}) AS input_tokens,
+        toUInt32OrZero({{ otel_attribute('output_tokens') }}) AS output_tokens,
+        {{ otel_attribute('tool_name') }} AS tool_name,
+        -- An LLM call: a chat operation, tokens, or a model named on the span itself (a model set
+        -- on the resource names every span of the program, agent and tool spans included).
+        gen_ai_operation IN ('chat', 'text_completion', 'generate_content')
+            OR input_tokens > 0 OR output_tokens > 0
+            OR {{ otel_attribute('model', resource_map=none) }} != '' AS is_llm_call,
         status_code = 2 AS is_error,
-        if(status_code = 2, coalesce(nullIf(attributes['error.type'], ''), status_message), '') AS error_type,
+        if(status_code = 2, coalesce(nullIf({{ otel_attribute('error_type') }}, ''), status_message), '') AS error_type,
         start_time,
         end_time,
         duration_ms
@@ -35,10 +41,13 @@ spans AS (
     LIMIT 1 BY trace_id, span_id
 ),
 agents AS (
-    SELECT trace_id, max(attributes['gen_ai.agent.name']) AS agent_name
-    FROM {{ source('kafka', 'spans') }}
-    WHERE {{ in_window('start_time', days_before=1, days_after=1) }}
-      AND attributes['gen_ai.agent.name'] != ''
+    SELECT trace_id, max(agent) AS agent_name
+    FROM (
+        SELECT trace_id, {{ otel_attribute('agent_name') }} AS agent
+        FROM {{ source('kafka', 'spans') }}
+        WHERE {{ in_window('start_time', days_before=1, days_after=1) }}
+    )
+    WHERE agent != ''
     GROUP BY trace_id
 )
 SELECT
@@ -57,6 +66,7 @@ SELECT
     s.input_tokens AS input_tokens,
     s.output_tokens AS output_tokens,
     s.tool_name AS tool_name,
+    s.is_llm_call AS is_llm_call,
     s.is_error AS is_error,
     s.error_type AS error_type,
     s.start_time AS start_time,
