@@ -65,9 +65,7 @@ def session_env_unchanged() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    import psycopg
-
-    from platform_assets.cdc.source import migrate
+    from platform_assets.stack.cli import migrate_app_schema
 
     saved = dict(os.environ)
     with scratch_stack("platform-test-stack-") as stack:
@@ -76,15 +74,7 @@ def stack() -> Iterator[Stack]:
             env = stack.env()
             # The launcher only starts servers; the app schema (the CDC source tables, which
             # many tests write to) is applied here, as `platform-stack up` does.
-            with psycopg.connect(
-                host=env["POSTGRES_HOST"],
-                port=int(env["POSTGRES_PORT"]),
-                user=env["POSTGRES_USER"],
-                password=env["POSTGRES_PASSWORD"],
-                dbname=env["POSTGRES_DB"],
-                connect_timeout=5,
-            ) as conn:
-                migrate(conn)
+            migrate_app_schema(stack)
             # Dagster resources read EnvVar at run time: point them at this stack.
             os.environ.update(env)
             SESSION_ENV.update(env)

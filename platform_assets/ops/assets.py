@@ -63,9 +63,9 @@ def kafka_variables(
     """``kafka_consumers_<topic>`` for the Kafka tables of ``to_apply``: the topic's partition
     count on the broker now (kafka/topics runs first); with the number of consumers of every
     Kafka table of ``files`` (applied or not)."""
-    if not consumer_topics(to_apply):
-        return {}, 0
     topics = consumer_topics(to_apply)
+    if not topics:
+        return {}, 0
     consumers, warnings = consumer_variables(topic_partitions(kafka, consumer_topics(files)))
     for message in warnings:
         context.log.warning(message)

@@ -31,11 +31,11 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from dagster import DagsterInstance, materialize
 
 from platform_assets.cdc.resources import CdcResource
-from platform_assets.cdc.source import migrate
 from platform_assets.core.resources import resources_from_env
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ingest.collector.events import sign
 from platform_assets.ops.assets import clickhouse_schema
+from platform_assets.stack.cli import migrate_app_schema
 from platform_assets.stack.config import StackError
 from platform_assets.stack.process import free_port, pid_alive, tail
 from platform_assets.stack.scratch import scratch_stack
@@ -151,18 +151,6 @@ def started_scratch_stack(attempts: int = 3) -> Iterator[Stack]:
             return
 
 
-@contextmanager
-def environ(env: dict[str, str]) -> Iterator[None]:
-    """Inside the block, code that reads settings at run time (EnvVar) sees ``env``."""
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 @pytest.fixture(scope="package")
 def fault_stack() -> Iterator[FaultStack]:
     # The process environment is pointed at this stack per test (fault_env), never for the
@@ -170,21 +158,15 @@ def fault_stack() -> Iterator[FaultStack]:
     # ends, and the later tests would then run against this stack instead of the session's.
     with started_scratch_stack() as stack, DagsterInstance.ephemeral() as instance:
         env = stack.env()
-        with psycopg.connect(
-            host=env["POSTGRES_HOST"],
-            port=int(env["POSTGRES_PORT"]),
-            user=env["POSTGRES_USER"],
-            password=env["POSTGRES_PASSWORD"],
-            dbname=env["POSTGRES_DB"],
-            connect_timeout=5,
-        ) as conn:
-            migrate(conn)  # the app schema, as `platform-stack up` applies it
+        migrate_app_schema(stack)  # the app schema, as `platform-stack up` applies it
         yield FaultStack(stack, env, resources_from_env(env), instance)
 
 
 @pytest.fixture(autouse=True)
 def fault_env(fault_stack: FaultStack) -> Iterator[None]:
-    with environ(fault_stack.env):
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in fault_stack.env.items():
+            env.setenv(name, value)
         yield
 
 
