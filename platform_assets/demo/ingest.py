@@ -96,6 +96,14 @@ def ingest_summary(
             time.sleep(0.5)
     seconds = round(time.monotonic() - started, 2)
     lags = read_lag(kafka, clickhouse, [t.name for t in CONSUMED])
+    with clickhouse.client() as ch:  # the Kafka table of a topic is kafka_queue.<topic>
+        consumers = {
+            table: sorted(assigned)
+            for table, assigned in ch.query(
+                "SELECT table, groupArray(length(assignments.partition_id)) FROM system.kafka_consumers "
+                "WHERE database = 'kafka_queue' GROUP BY table"
+            ).result_rows
+        }
     return {
         "simulated": record.to_json(),
         "messages_sent": expected,
@@ -104,5 +112,10 @@ def ingest_summary(
         "dead_letters": dead,
         "landed_within_s": seconds,
         "consumer_lag": {lag.topic: {"messages": lag.total, "error": lag.error} for lag in lags},
+        # Per topic: partitions on the broker, and the partitions each ClickHouse consumer holds.
+        "kafka_layout": {
+            lag.topic: {"partitions": len(lag.partitions), "partitions_per_consumer": consumers.get(lag.topic, [])}
+            for lag in lags
+        },
         "all_landed": landed == expected and dead == sum(POISON.values()),
     }

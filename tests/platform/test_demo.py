@@ -103,6 +103,12 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
         "product_events": 0,
         "otlp_spans": 0,
     }
+    # One ClickHouse consumer per partition, each holding one (spans 6 partitions, events 3).
+    assert ingest["kafka_layout"] == {
+        "agent_events": {"partitions": 3, "partitions_per_consumer": [1, 1, 1]},
+        "product_events": {"partitions": 3, "partitions_per_consumer": [1, 1, 1]},
+        "otlp_spans": {"partitions": 6, "partitions_per_consumer": [1] * 6},
+    }
 
     # Transforms: a week of history plus today's traffic, every dbt model built for those
     # days in one run; every dbt test passed; every mart has rows in the demo's partitions.
