@@ -632,7 +632,10 @@ def accepted_by_collector(url: str) -> int:
 def collector(env: dict[str, str], seconds: float, clients: int, mode: str = "process", processes: int = 1) -> dict:
     port = free_port()
     proc = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "platform-collector"), "--port", str(port)],
+        [
+            os.path.join(os.path.dirname(sys.executable), "platform-collector"),
+            *("--port", str(port), "--grpc-port", str(free_port()), "--workers", "1"),
+        ],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

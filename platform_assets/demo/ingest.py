@@ -4,50 +4,27 @@ topics, then rows landed per raw table, dead letters and consumer lag."""
 
 from __future__ import annotations
 
-import threading
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
 
-import uvicorn
-
 from platform_assets.core.resources import ClickHouseResource, KafkaResource
-from platform_assets.ingest.collector.app import CollectorConfig, build_app
+from platform_assets.ingest.collector.config import CollectorConfig
+from platform_assets.ingest.collector.serve import CollectorThread
 from platform_assets.ingest.monitor import read_lag
 from platform_assets.ingest.topics import CONSUMED
-from platform_assets.stack.process import free_port
 from platform_assets.synthetic.agents import AgentSimulator
 
 # Under 1% of the demo's traffic: the dead-letter check warns, it does not fail the demo.
 POISON = {"agent_events": 2, "product_events": 2, "otlp_spans": 1}
 
 
-class RunningCollector:
-    """The collector app served by uvicorn in a thread on a free loopback port."""
-
-    def __init__(self, cfg: CollectorConfig) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(build_app(cfg), host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> RunningCollector:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("collector did not start within 30 s")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+class RunningCollector(CollectorThread):
+    """The collector (OTLP/gRPC and OTLP/HTTP) in a thread on free loopback ports."""
 
 
 def ingest_summary(
@@ -62,6 +39,7 @@ def ingest_summary(
     with RunningCollector(cfg) as collector:
         sim = AgentSimulator(collector.url, key_id, secret, seed if seed is not None else int(time.time()))
         record = sim.run(runs, product_events)
+        programs = [run_otel_program(collector, protocol, style) for protocol, style in OTEL_PROGRAMS]
     marker = record.marker
     poison_tag = f"poison-{uuid.uuid4().hex[:8]}"
     producer = kafka.producer()
@@ -104,8 +82,11 @@ def ingest_summary(
                 "WHERE database = 'kafka_queue' GROUP BY table"
             ).result_rows
         }
+    otel = otel_rows(clickhouse, programs)
     return {
         "simulated": record.to_json(),
+        # OpenTelemetry SDK programs sending traces, metrics and logs over both protocols.
+        "otel_programs": otel,
         "messages_sent": expected,
         "rows_landed": landed,
         "poison_messages_produced": sum(POISON.values()),
@@ -117,5 +98,62 @@ def ingest_summary(
             lag.topic: {"partitions": len(lag.partitions), "partitions_per_consumer": consumers.get(lag.topic, [])}
             for lag in lags
         },
-        "all_landed": landed == expected and dead == sum(POISON.values()),
+        "all_landed": landed == expected
+        and dead == sum(POISON.values())
+        and all(p["rows_landed"] == p["rows_sent"] for p in otel),
     }
+
+
+# (protocol, attribute style): gRPC with the semantic-convention names, HTTP with the common others.
+OTEL_PROGRAMS = (("grpc", "semconv"), ("http", "common"))
+
+
+def run_otel_program(collector: CollectorThread, protocol: str, style: str) -> dict[str, Any]:
+    """``platform_assets.synthetic.otel_program`` as its own process, pointed at the collector
+    only by ``OTEL_EXPORTER_OTLP_ENDPOINT`` as an instrumented service would be."""
+    endpoint = f"http://{collector.grpc_endpoint}" if protocol == "grpc" else collector.url
+    done = subprocess.run(
+        [sys.executable, "-m", "platform_assets.synthetic.otel_program", protocol, style, "--marker", uuid.uuid4().hex],
+        env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": f"support-api-{protocol}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def otel_rows(clickhouse: ClickHouseResource, programs: list[dict[str, Any]], timeout_s: float = 120) -> list[dict]:
+    """Rows per raw table of each program (by its marker), waited for until all landed."""
+    out = []
+    with clickhouse.client() as ch:
+        for rec in programs:
+            sent = {
+                "raw.spans": 7,  # per run an agent span and an LLM call span (3 runs), one failing tool call
+                "raw.otel_logs": rec["logs"],
+                "raw.otel_metrics_histogram": 6,  # request durations (2 routes x 2 statuses), tokens (2 types)
+                "raw.otel_metrics_sum": 2,  # requests per route
+                "raw.otel_metrics_gauge": 1,
+            }
+            column = {"raw.spans": "resource_attributes"}
+            started = time.monotonic()
+            landed: dict[str, int] = {}
+            while time.monotonic() - started < timeout_s:
+                landed = {
+                    table: int(
+                        ch.query(
+                            f"SELECT count() FROM {table} WHERE {column.get(table, 'ResourceAttributes')}"
+                            "['test.marker'] = {m:String}",
+                            parameters={"m": rec["marker"]},
+                        ).result_rows[0][0]
+                    )
+                    for table in sent
+                }
+                if landed == sent:
+                    break
+                time.sleep(0.5)
+            out.append(
+                {"protocol": rec["protocol"], "style": rec["style"], "rows_sent": sent, "rows_landed": landed,
+                 "landed_within_s": round(time.monotonic() - started, 2)}
+            )  # fmt: skip
+    return out

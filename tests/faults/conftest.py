@@ -194,14 +194,16 @@ def healed(schema: FaultStack) -> Iterator[FaultStack]:
 
 
 class CollectorProcess:
-    """``platform-collector --port P`` with the stack's settings, as an operator runs it."""
+    """``platform-collector --port P --grpc-port G`` with the stack's settings, as an operator runs
+    it (its default worker count: one per usable CPU)."""
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.port = free_port()
+        self.grpc_port = free_port()
         self.log_path = log_dir / f"collector-{self.port}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [str(COLLECTOR), "--port", str(self.port)],
+            [str(COLLECTOR), "--port", str(self.port), "--grpc-port", str(self.grpc_port)],
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,

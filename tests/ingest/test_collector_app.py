@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 
 import pytest
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
@@ -219,13 +220,14 @@ def test_otlp_errors_send_nothing(client, sink):
     bad = client.post("/v1/traces", json={"resourceSpans": "nope"})
     assert bad.status_code == 400
     garbled = client.post("/v1/traces", content=b"\xff\xff", headers={"Content-Type": "application/x-protobuf"})
-    assert garbled.status_code == 400 and "not an OTLP protobuf" in garbled.json()["error"]
+    status = Status.FromString(garbled.content)  # OTLP/HTTP: a google.rpc.Status in the request's encoding
+    assert garbled.status_code == 400 and status.code == 3 and "not an OTLP protobuf" in status.message
     other = client.post("/v1/traces", content=b"x", headers={"Content-Type": "text/plain"})
-    assert other.status_code == 415 and other.json() == {"error": "unsupported content type 'text/plain'"}
+    assert other.status_code == 415 and other.json() == {"code": 3, "message": "unsupported content type 'text/plain'"}
     empty = client.post("/v1/traces", json={"resourceSpans": []})
     assert empty.status_code == 200  # nothing to send: accepted without a message
     assert sink.sent == []
-    assert counters(client) == {"collector_rejected_requests_total": 2, "collector_spans_accepted_total": 0}
+    assert counters(client) == {"collector_rejected_requests_total": 2}
 
 
 def test_health(client):
@@ -233,24 +235,25 @@ def test_health(client):
     assert client.get("/metrics").text == ""
 
 
-def test_main_prepares_only_the_collectors_settings_and_serves_the_app(monkeypatch):
+def test_main_prepares_only_the_collectors_settings_and_serves_both_protocols(monkeypatch):
     import sys
 
-    import uvicorn
-
     from platform_assets import environment
-    from platform_assets.ingest.collector import app as app_module
+    from platform_assets.ingest.collector import serve
 
     calls: dict = {}
     monkeypatch.setattr(environment, "prepare", lambda classes: calls.setdefault("prepare", list(classes)))
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.setdefault("run", (app, kw)))
-    monkeypatch.setattr(app_module, "KafkaSink", lambda cfg: MemorySink())  # no producer thread
-    monkeypatch.setattr(sys, "argv", ["platform-collector", "--port", "4999"])
+    monkeypatch.setattr(serve, "run_worker", lambda cfg, *args: calls.setdefault("worker", (cfg, args)))
+    monkeypatch.setattr(serve, "supervise", lambda cfg, *args: calls.setdefault("supervise", (cfg, args)) and 0)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     monkeypatch.setenv("COLLECTOR_HMAC_KEYS", "k1:0123456789abcdef")
     monkeypatch.setenv("USER_HASH_KEY", "0123456789abcdef")
-    app_module.main()
+    monkeypatch.setattr(sys, "argv", ["platform-collector", "--port", "4999", "--workers", "1"])
+    serve.main()
     assert calls["prepare"] == [CollectorConfig]
-    app, kw = calls["run"]
-    assert kw["port"] == 4999 and isinstance(app.state.collector.sink, MemorySink)
-    assert app.state.collector.cfg.hmac_keys == {"k1": b"0123456789abcdef"}
+    cfg, args = calls["worker"]
+    assert args == ("127.0.0.1", 4999, 4317) and cfg.hmac_keys == {"k1": b"0123456789abcdef"}
+    monkeypatch.setattr(sys, "argv", ["platform-collector", "--grpc-port", "5317", "--workers", "2"])
+    with pytest.raises(SystemExit) as done:
+        serve.main()
+    assert done.value.code == 0 and calls["supervise"][1] == ("127.0.0.1", 4318, 5317, 2)

@@ -110,6 +110,12 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
         "otlp_spans": {"partitions": 6, "partitions_per_consumer": [1] * 6},
     }
 
+    # OpenTelemetry SDK programs: traces, metrics and logs over OTLP/gRPC and OTLP/HTTP, every row landed.
+    assert [(p["protocol"], p["style"]) for p in ingest["otel_programs"]] == [("grpc", "semconv"), ("http", "common")]
+    for program in ingest["otel_programs"]:
+        assert program["rows_landed"] == program["rows_sent"], program
+        assert program["rows_sent"]["raw.otel_logs"] == 4 and program["rows_sent"]["raw.spans"] == 7
+
     # Transforms: a week of history plus today's traffic, every dbt model built for those
     # days in one run; every dbt test passed; every mart has rows in the demo's partitions.
     transform = summary["transform"]

@@ -1,4 +1,6 @@
-"""The collector: OTLP/HTTP traces and HMAC-signed JSON event batches into Kafka.
+"""The collector's routes: OTLP traces, metrics and logs and HMAC-signed JSON event batches into
+Kafka (the gRPC methods in ``grpc_server.py`` call the same ``Collector.export``; both servers
+run from ``serve.py``).
 
 A request is answered 2xx only after Kafka acknowledged every message it produced, so
 nothing accepted is lost; when the broker is down or slow the bounded producer queue fills or
@@ -23,7 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from platform_assets.ingest.collector import events as ev
-from platform_assets.ingest.collector import otlp
+from platform_assets.ingest.collector import http_codec, otlp
 from platform_assets.ingest.collector.attributes import AttributePolicy, scrub
 from platform_assets.ingest.collector.config import CollectorConfig
 from platform_assets.ingest.collector.sink import KafkaSink, Message, Sink, Unavailable
@@ -38,10 +40,9 @@ __all__ = [
     "Sink",
     "Unavailable",
     "build_app",
-    "main",
 ]
 
-SPANS_TOPIC = "otlp_spans"
+SPANS_TOPIC = otlp.SIGNALS["traces"].topic
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Collector:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/v1/traces", self.traces, methods=["POST"]),
+            *(self._otlp_route(signal) for signal in otlp.SIGNALS.values()),
             Route("/ingest", self.ingest, methods=["POST"]),
             Route("/health", self.health, methods=["GET"]),
             Route("/metrics", self.metrics_text, methods=["GET"]),
@@ -101,44 +102,68 @@ class Collector:
             return JSONResponse({"error": f"body over {limit} bytes"}, status_code=413)
         return body
 
-    async def traces(self, request: Request) -> Response:
+    async def export(self, signal: otlp.Signal, payload: dict) -> otlp.Split:
+        """One decoded OTLP export request of ``signal`` to Kafka, PII removed first; returns the
+        split (its ``rejected`` items are the partial success); raises ``Unavailable``."""
+        items = otlp.item_count(signal, payload)
+        if not items:
+            return otlp.Split([])
+        scrubbed = scrub(payload, self.attribute_policy, self.hasher)  # before anything reaches Kafka
+        split = otlp.to_messages(signal, payload, self.cfg.max_message_bytes)
+        if split.messages:
+            await self.sink.send([(signal.topic, key, value) for key, value in split.messages])
+        for name, count in (
+            ("otlp_attributes_deleted", scrubbed.deleted),
+            ("otlp_attributes_hashed", scrubbed.hashed),
+            ("otlp_log_bodies_redacted", getattr(scrubbed, "redacted", 0)),
+            (f"{signal.items}_rejected", split.rejected),
+        ):
+            if count:
+                self.metrics.inc(name, count)
+        self.metrics.inc(f"{signal.items}_accepted", items - split.rejected)
+        return split
+
+    def _otlp_route(self, signal: otlp.Signal) -> Route:
+        async def handler(request: Request) -> Response:
+            return await self._http_export(signal, request)
+
+        return Route(signal.path, handler, methods=["POST"])
+
+    async def _http_export(self, signal: otlp.Signal, request: Request) -> Response:
+        """OTLP/HTTP: protobuf or JSON, optionally gzip; answers as the OTLP specification says
+        (200 with the export response, partial success included; 400 bad payload, 413 too large,
+        415 unknown type or encoding, 503 with Retry-After when Kafka does not take it; error
+        bodies a google.rpc.Status in the request's encoding)."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        as_proto = ctype == "application/x-protobuf"
         body = await self._read_body(request)
         if isinstance(body, Response):
             return body
-        ctype = request.headers.get("content-type", "").split(";")[0].strip()
         try:
-            if ctype == "application/x-protobuf":
-                payload = otlp.from_protobuf(body)
+            body = http_codec.decode(body, request.headers.get("content-encoding", ""), self.cfg.max_decoded_bytes)
+            if as_proto:
+                payload = otlp.from_protobuf(signal, body)
             elif ctype == "application/json":
-                payload = otlp.from_json(body)
+                payload = otlp.from_json(signal, body)
             else:
-                return JSONResponse({"error": f"unsupported content type {ctype!r}"}, status_code=415)
-        except otlp.OtlpError as exc:
+                return http_codec.status(415, f"unsupported content type {ctype!r}", as_proto)
+        except http_codec.TooLarge as exc:
             self.metrics.inc("rejected_requests")
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        spans = otlp.span_count(payload)
-        if spans:
-            scrubbed = scrub(payload, self.attribute_policy, self.hasher)  # before anything reaches Kafka
-            try:
-                messages = otlp.to_messages(payload, self.cfg.max_message_bytes)
-            except otlp.SpanTooLarge as exc:
-                self.metrics.inc("rejected_requests")
-                return JSONResponse({"error": str(exc)}, status_code=413)
-            try:
-                await self.sink.send([(SPANS_TOPIC, key, value) for key, value in messages])
-            except Unavailable as exc:
-                return self._unavailable(str(exc))
-            for name, count in (
-                ("otlp_attributes_deleted", scrubbed.deleted),
-                ("otlp_attributes_hashed", scrubbed.hashed),
-            ):
-                if count:
-                    self.metrics.inc(name, count)
-        self.metrics.inc("spans_accepted", spans)
-        # OTLP/HTTP success: an ExportTraceServiceResponse in the request's encoding.
-        if ctype == "application/x-protobuf":
-            return Response(b"", media_type="application/x-protobuf")
-        return JSONResponse({})
+            return http_codec.status(413, str(exc), as_proto)
+        except http_codec.BadEncoding as exc:
+            self.metrics.inc("rejected_requests")
+            return http_codec.status(415, str(exc), as_proto)
+        except (otlp.OtlpError, http_codec.CorruptBody) as exc:
+            self.metrics.inc("rejected_requests")
+            return http_codec.status(400, str(exc), as_proto)
+        try:
+            split = await self.export(signal, payload)
+        except Unavailable as exc:
+            self.metrics.inc("unavailable_responses")
+            return http_codec.status(
+                503, f"kafka unavailable: {exc}", as_proto, headers={"Retry-After": str(self.cfg.retry_after_s)}
+            )
+        return http_codec.export_response(otlp.response(signal, split.rejected, split.error), as_proto)
 
     async def ingest(self, request: Request) -> Response:
         cfg = self.cfg
@@ -197,27 +222,3 @@ def build_app(cfg: CollectorConfig, sink: Sink | None = None) -> Starlette:
     app.state.metrics = collector.metrics
     app.state.collector = collector
     return app
-
-
-def main() -> None:
-    import argparse
-
-    import uvicorn
-
-    from platform_assets import environment
-
-    parser = argparse.ArgumentParser(prog="platform-collector", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=4318)  # the OTLP/HTTP default port
-    args = parser.parse_args()
-    environment.prepare([CollectorConfig])  # locally fills them from the embedded stack; checks they are set
-    uvicorn.run(
-        build_app(CollectorConfig.from_env()),
-        host=args.host,
-        port=args.port,
-        timeout_graceful_shutdown=30,
-        loop="uvloop",  # explicit: the C event loop and HTTP parser, not the pure-Python fallbacks
-        http="httptools",
-        access_log=False,  # one log line per request cost ~3% of the CPU; /metrics counts requests
-        proxy_headers=False,  # no client address is used, so skip the per-request header rewrite
-    )
