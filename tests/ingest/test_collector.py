@@ -402,44 +402,68 @@ def test_otlp_attribute_pii_is_deleted_or_hashed_before_kafka(collector, kafka, 
 def test_common_attribute_names_are_read_as_the_genai_conventions_in_staging(collector, clickhouse, dbt):
     """An SDK program in the common pre-semconv style: model, provider and agent on the resource,
     tokens as tokens_prompt / tokens_completion on the span. Staging reads them as it reads the
-    gen_ai.* names; a span's own name wins over the resource's; only the LLM span is a call."""
+    gen_ai.* names; a span's own name wins over the resource's; only the LLM span is a call.
+    Cached and reasoning tokens, a reported cost, an error told by a `status` or `error`
+    attribute (status unset), the route and the resource's service.version are read the same way;
+    the call without a cost of its own is priced from the seed's row in effect today."""
+    from platform_assets.synthetic.prices import price_on
+
     resource = Resource.create(
         {"service.name": "legacy-agent", "tenant.id": "ws_alias", "model": "claude-3-5-haiku",
-         "provider": "anthropic", "agent": "support-bot"}
+         "provider": "anthropic", "agent": "support-bot", "service.version": "1.2.3"}
     )  # fmt: skip
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{collector}/v1/traces", timeout=10)))
     tracer = provider.get_tracer("alias-test")
     with tracer.start_as_current_span("handle request") as root:
+        root.set_attribute("http.route", "/v1/chat")
         with tracer.start_as_current_span("llm") as llm:
             llm.set_attribute("tokens_prompt", 200)
             llm.set_attribute("tokens_completion", 50)
+            llm.set_attribute("cached_tokens", 120)
+            llm.set_attribute("reasoning_tokens", 30)
+            llm.set_attribute("cost_usd", 0.0042)
+            llm.set_attribute("status", "error")
         with tracer.start_as_current_span("summarise") as semconv:
             semconv.set_attribute("gen_ai.request.model", "gpt-4o-mini")  # on the span: wins
             semconv.set_attribute("llm.usage.prompt_tokens", 30)
+            semconv.set_attribute("gen_ai.usage.cache_read_input_tokens", 10)
+            semconv.set_attribute("error", True)
         with tracer.start_as_current_span("search") as tool:
             tool.set_attribute("tool_name", "web_search")
+            tool.set_attribute("route", "/search")
     provider.force_flush()
     provider.shutdown()
     trace_id = format(root.get_span_context().trace_id, "032x")
     assert wait_rows(clickhouse, f"SELECT count() FROM raw.spans WHERE trace_id = '{trace_id}'", (4,)) == (4,)
 
     today = datetime.now(UTC).date()
-    dbt("build", "--select", "stg_kafka__spans", vars={"min_date": today.isoformat(), "max_date": "2100-01-01"})
+    window = {"min_date": today.isoformat(), "max_date": "2100-01-01"}
+    dbt("build", "--select", "model_prices", "stg_kafka__spans", vars=window)  # staging prices with the seed
     got = {
         r[0]: r[1:]
         for r in rows(
             clickhouse,
             "SELECT operation, workspace_id, agent_name, model, provider, input_tokens, output_tokens, tool_name, "
-            f"is_llm_call FROM staging.stg_kafka__spans WHERE trace_id = '{trace_id}'",
+            "is_llm_call, cached_input_tokens, reasoning_tokens, cost_source, is_error, route, service_version "
+            f"FROM staging.stg_kafka__spans WHERE trace_id = '{trace_id}'",
         )
     }
+    ws, agent, haiku = "ws_alias", "support-bot", "claude-3-5-haiku"
     assert got == {
-        "handle request": ("ws_alias", "support-bot", "claude-3-5-haiku", "anthropic", 0, 0, "", False),
-        "llm": ("ws_alias", "support-bot", "claude-3-5-haiku", "anthropic", 200, 50, "", True),
-        "summarise": ("ws_alias", "support-bot", "gpt-4o-mini", "anthropic", 30, 0, "", True),
-        "search": ("ws_alias", "support-bot", "claude-3-5-haiku", "anthropic", 0, 0, "web_search", False),
+        "handle request": (ws, agent, haiku, "anthropic", 0, 0, "", False, 0, 0, "", False, "/v1/chat", "1.2.3"),
+        "llm": (ws, agent, haiku, "anthropic", 200, 50, "", True, 120, 30, "reported", True, "", "1.2.3"),
+        "summarise": (ws, agent, "gpt-4o-mini", "anthropic", 30, 0, "", True, 10, 0, "price_table", True, "", "1.2.3"),
+        "search": (ws, agent, haiku, "anthropic", 0, 0, "web_search", False, 0, 0, "", False, "/search", "1.2.3"),
     }
+    costs = dict(
+        rows(clickhouse, f"SELECT operation, cost_usd FROM staging.stg_kafka__spans WHERE trace_id = '{trace_id}'")
+    )
+    price = price_on("gpt-4o-mini", today)
+    assert price is not None
+    assert costs["llm"] == 0.0042  # as reported, not priced from the tokens
+    assert costs["summarise"] == pytest.approx(20 * price.usd_per_input_token + 10 * price.usd_per_cached_input_token)
+    assert costs["handle request"] == costs["search"] == 0
 
 
 def test_otlp_json_encoding_is_accepted_and_bad_payload_is_400(collector, kafka):
