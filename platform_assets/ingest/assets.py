@@ -29,6 +29,15 @@ from platform_assets.ingest.topics import (
 OWNERS = ["team:data-platform"]
 
 
+RAW_GRAIN = {
+    "agent_events": "one row per agent event",
+    "product_events": "one row per product event",
+    "spans": "one row per span",
+    "otel_logs": "one row per log record",
+    "otel_metrics_histogram": "one row per histogram data point (the same topic fills raw.otel_metrics_gauge, "
+    "_sum, _exponential_histogram and _summary)",
+}
+
 # Filled continuously by ClickHouse (Kafka engine + materialized views), not by Dagster runs:
 # the consumer-lag sensor records observations on them.
 RAW_SPECS = [
@@ -38,8 +47,8 @@ RAW_SPECS = [
         group_name="ingest",
         owners=OWNERS,
         kinds={"clickhouse", "kafka"},
-        description=f"raw.{t.raw_table}: one row per message on topic `{t.name}` as landed (at-least-once, so "
-        "event_id can repeat; staging dedupes). Filled continuously by a Kafka-engine consumer.",
+        description=f"raw.{t.raw_table}: {RAW_GRAIN[t.raw_table]}, from topic `{t.name}` as landed (at-least-once, "
+        "so a row can repeat; staging dedupes). Filled continuously by a Kafka-engine consumer.",
     )
     for t in CONSUMED
     if t.raw_table

@@ -58,12 +58,33 @@ TOPICS = (
         6,
         "zstd",
     ),
+    # Written by the collector, or by an OpenTelemetry Collector's Kafka exporter (encoding
+    # otlp_json). 3 partitions each, not measured against their volume; each partition is a
+    # ClickHouse consumer thread (18 at the defaults, the broker pool runs 32).
+    Topic(
+        "otlp_logs",
+        "OTLP log export requests as OTLP JSON, one export request per message",
+        "otel_logs",
+        "INGEST_PARTITIONS_LOGS",
+        3,
+        "zstd",
+    ),
+    # One topic fills five tables (raw.otel_metrics_gauge, _sum, _histogram,
+    # _exponential_histogram, _summary); its consumer lag is reported on the histogram table.
+    Topic(
+        "otlp_metrics",
+        "OTLP metric export requests as OTLP JSON, one export request per message",
+        "otel_metrics_histogram",
+        "INGEST_PARTITIONS_METRICS",
+        3,
+        "zstd",
+    ),
 )
 CONSUMED = tuple(t for t in TOPICS if t.raw_table)
 
 LEGACY_PARTITIONS_VAR = "INGEST_TOPIC_PARTITIONS"  # the earlier single setting: still the events default
 DEFAULT_RETENTION_HOURS = 48
-DEFAULT_RETENTION_BYTES = GIB  # per partition; 12 partitions at the defaults: at most ~13.5 GiB on disk
+DEFAULT_RETENTION_BYTES = GIB  # per partition; 18 partitions at the defaults: at most ~20 GiB on disk
 
 
 def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -82,7 +103,8 @@ def _int(env: Mapping[str, str], var: str, default: int, minimum: int = 1, allow
 
 
 def partitions(topic: Topic, env: Mapping[str, str] | None = None) -> int:
-    """The topic's ``partitions_var``: ``INGEST_PARTITIONS_SPANS`` (default 6) or
+    """The topic's ``partitions_var``: ``INGEST_PARTITIONS_SPANS`` (default 6),
+    ``INGEST_PARTITIONS_LOGS`` and ``INGEST_PARTITIONS_METRICS`` (default 3 each) or
     ``INGEST_PARTITIONS_EVENTS`` (default ``INGEST_TOPIC_PARTITIONS``, else 3). ClickHouse runs
     one consumer per partition, so this is also the topic's consumer parallelism."""
     e = _env(env)

@@ -18,7 +18,7 @@ from platform_assets.ingest.resources import IngestResource
 
 pytestmark = pytest.mark.unit
 
-TOPICS = ["agent_events", "product_events", "otlp_spans"]
+TOPICS = ["agent_events", "product_events", "otlp_spans", "otlp_logs", "otlp_metrics"]
 CONSUMER = {"last_poll_time": "2026-01-01 00:00:00", "messages_read": 7, "last_exception": ""}
 
 
@@ -80,12 +80,18 @@ def test_cursor_and_skip_reason_per_topic(tick) -> None:
         "agent_events": {"committed": {"0": 802, "1": 457, "2": 741}, "stuck_ticks": 0, "flagged": False},
         "product_events": {"committed": {"0": 5}, "stuck_ticks": 0, "flagged": False},
         "otlp_spans": {"committed": {"0": 5}, "stuck_ticks": 0, "flagged": False},
+        "otlp_logs": {"committed": {"0": 5}, "stuck_ticks": 0, "flagged": False},
+        "otlp_metrics": {"committed": {"0": 5}, "stuck_ticks": 0, "flagged": False},
     }
     assert skip_text(first) == (
         "agent_events: lag 30 (p0=11, p1=11, p2=8) ok | product_events: lag 0 (p0=0) ok | otlp_spans: lag 0 (p0=0) ok"
+        " | otlp_logs: lag 0 (p0=0) ok | otlp_metrics: lag 0 (p0=0) ok"
     )
     observed = {e.asset_key: e for e in first.asset_events if isinstance(e, AssetObservation)}
-    assert set(observed) == {raw_key("agent_events"), raw_key("product_events"), raw_key("spans")}
+    # otlp_metrics fills five tables; its lag is reported on the histogram table
+    assert set(observed) == {
+        raw_key(t) for t in ("agent_events", "product_events", "spans", "otel_logs", "otel_metrics_histogram")
+    }
     agent = observed[raw_key("agent_events")].metadata
     assert agent["lag_messages"].value == 30 and agent["group"].value == "clickhouse_agent_events"
     assert agent["per_partition"].value == [
@@ -95,7 +101,7 @@ def test_cursor_and_skip_reason_per_topic(tick) -> None:
     ]
     # The first tick has no verdict to compare with: one check result per raw table.
     results = checks(first)
-    assert set(results) == {"agent_events", "product_events", "spans"}
+    assert set(results) == {"agent_events", "product_events", "spans", "otel_logs", "otel_metrics_histogram"}
     assert all(r.passed for r in results.values()) and results["agent_events"].description == "lag 30 messages"
 
     # Commits advanced: new offsets in the cursor, no check result again.
@@ -147,15 +153,17 @@ def test_threshold_exception_and_unreachable_broker_are_flagged(tick) -> None:
         topic("agent_events", (300, 150)),
         topic("product_events", (5, 5), last_exception="Local: Broker transport failure"),
         TopicLag("otlp_spans", "clickhouse_otlp_spans", [], {}, "broker unreachable: timed out"),
+        *quiet()[3:],
     ]
     result = tick(lags, start.cursor, max_lag_messages=100)
     assert skip_text(result) == (
         "agent_events: lag 150 (p0=150) FLAGGED agent_events: lag 150 messages > 100 | "
         "product_events: lag 0 (p0=0) FLAGGED product_events: consumer exception: Local: Broker transport failure | "
-        "otlp_spans: lag 0 () FLAGGED otlp_spans: broker unreachable: timed out"
+        "otlp_spans: lag 0 () FLAGGED otlp_spans: broker unreachable: timed out | "
+        "otlp_logs: lag 0 (p0=0) ok | otlp_metrics: lag 0 (p0=0) ok"
     )
     cursor = json.loads(result.cursor)
-    assert all(cursor[name]["flagged"] for name in TOPICS)
+    assert [cursor[name]["flagged"] for name in TOPICS] == [True, True, True, False, False]
     assert cursor["otlp_spans"] == {"committed": {}, "stuck_ticks": 0, "flagged": True}
     failed = checks(result)
     assert set(failed) == {"agent_events", "product_events", "spans"}

@@ -8,6 +8,7 @@ import pytest
 
 from platform_assets.ingest.topics import CONSUMED, partitions
 from platform_assets.ops.ddl import (
+    BROKER_POOL_SETTING,
     DDL_DIR,
     MAX_KAFKA_CONSUMERS,
     DdlError,
@@ -27,6 +28,8 @@ def test_every_consumed_topic_sizes_its_kafka_table_from_its_partitions():
     variables, warnings = consumer_variables({t.name: partitions(t, {}) for t in CONSUMED})
     assert variables == {
         "kafka_consumers_agent_events": "3",
+        "kafka_consumers_otlp_logs": "3",
+        "kafka_consumers_otlp_metrics": "3",
         "kafka_consumers_otlp_spans": "6",
         "kafka_consumers_product_events": "3",
     }
@@ -52,6 +55,19 @@ def test_consumers_are_capped_and_a_missing_topic_is_an_error():
     assert "big: 40 partitions" in warning
     with pytest.raises(DdlError, match=r"\['otlp_spans'\] not on the broker.*materialize kafka/topics first"):
         consumer_variables({"otlp_spans": None, "agent_events": 3})
+
+
+def test_both_server_configs_run_every_default_consumer_at_once():
+    """The embedded stack's and the docker ClickHouse config's broker pool is at least the consumers
+    the Kafka tables get at the default partitions (else some consumers wait: pool_warning)."""
+    variables, _ = consumer_variables({t.name: partitions(t, {}) for t in CONSUMED})
+    consumers = sum(int(v) for v in variables.values())
+    assert consumers == 18
+    root = DDL_DIR.parent
+    for config in ("platform_assets/stack/templates/clickhouse-config.xml", "docker/clickhouse/config.d/platform.xml"):
+        match = re.search(rf"<{BROKER_POOL_SETTING}>(\d+)</", (root / config).read_text())
+        assert match, config
+        assert pool_warning(consumers, int(match.group(1))) is None, config
 
 
 def test_a_broker_pool_smaller_than_the_consumers_is_a_warning():

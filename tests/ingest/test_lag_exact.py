@@ -141,11 +141,12 @@ def test_lag_counts_every_batched_message_per_partition(schema, kafka, clickhous
 
 def test_each_kafka_table_has_one_consumer_per_partition(schema, kafka, clickhouse):
     """kafka_num_consumers = the topic's partitions, every partition assigned once, and with a
-    thread for each consumer in the server's broker pool (the stack's config sets 16), each
+    thread for each consumer in the server's broker pool (the stack's config sets 32), each
     consumer holds exactly one partition."""
     meta = kafka.admin().list_topics(timeout=10).topics
-    want = {t: len(meta[t].partitions) for t in ("agent_events", "product_events", "otlp_spans")}
-    assert want == {"agent_events": 3, "product_events": 3, "otlp_spans": 6}  # the defaults
+    names = ("agent_events", "product_events", "otlp_spans", "otlp_logs", "otlp_metrics")
+    want = {t: len(meta[t].partitions) for t in names}
+    assert want == {"agent_events": 3, "product_events": 3, "otlp_spans": 6, "otlp_logs": 3, "otlp_metrics": 3}
     with clickhouse.client() as ch:
         pool = int(
             ch.query(
@@ -167,6 +168,6 @@ def test_each_kafka_table_has_one_consumer_per_partition(schema, kafka, clickhou
         if settled or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert pool == 16, f"background_message_broker_schedule_pool_size is {pool}, the stack's config sets 16"
+    assert pool == 32, f"background_message_broker_schedule_pool_size is {pool}, the stack's config sets 32"
     assert got == {t: (n, list(range(n))) for t, n in want.items()}
     assert spread == {t: (n, 1) for t, n in want.items()}  # one partition per consumer

@@ -20,6 +20,7 @@ from platform_assets.ingest.topics import (
 pytestmark = pytest.mark.unit
 
 SPANS, EVENTS = TOPICS[2], TOPICS[0]
+LOGS, METRICS = TOPICS[3], TOPICS[4]
 
 
 def state(spec: TopicSpec, **changes) -> TopicState:
@@ -32,7 +33,13 @@ def state(spec: TopicSpec, **changes) -> TopicState:
 
 def test_defaults_are_the_laptop_settings():
     specs = {s.name: s for s in wanted({})}
-    assert {n: s.partitions for n, s in specs.items()} == {"agent_events": 3, "product_events": 3, "otlp_spans": 6}
+    assert {n: s.partitions for n, s in specs.items()} == {
+        "agent_events": 3,
+        "product_events": 3,
+        "otlp_spans": 6,
+        "otlp_logs": 3,
+        "otlp_metrics": 3,
+    }
     assert {s.replication_factor for s in specs.values()} == {1}
     assert specs["otlp_spans"].configs == {
         "compression.type": "zstd",
@@ -42,6 +49,7 @@ def test_defaults_are_the_laptop_settings():
         "segment.bytes": str(GIB // 8),  # 1/8 of the size bound
     }
     assert specs["agent_events"].configs["compression.type"] == "lz4"
+    assert specs["otlp_logs"].configs["compression.type"] == specs["otlp_metrics"].configs["compression.type"] == "zstd"
     assert specs["product_events"].create_configs()["min.insync.replicas"] == "1"
 
 
@@ -52,6 +60,10 @@ def test_settings_by_name_and_the_older_single_partition_setting():
     assert partitions(EVENTS, {"INGEST_TOPIC_PARTITIONS": "5"}) == 5
     assert partitions(SPANS, {"INGEST_TOPIC_PARTITIONS": "5"}) == 6
     assert partitions(EVENTS, {"INGEST_TOPIC_PARTITIONS": "5", "INGEST_PARTITIONS_EVENTS": "2"}) == 2
+    # logs and metrics have a setting each; the older single setting does not size them
+    env = {"INGEST_PARTITIONS_LOGS": "4", "INGEST_PARTITIONS_METRICS": "8", "INGEST_TOPIC_PARTITIONS": "5"}
+    assert (partitions(LOGS, env), partitions(METRICS, env)) == (4, 8)
+    assert (partitions(LOGS, {"INGEST_TOPIC_PARTITIONS": "5"}), partitions(METRICS, {})) == (3, 3)
     # replication: 1 on the embedded stack, 3 in docker/prod unless set
     assert replication_factor({}) == 1
     assert replication_factor({"PLATFORM_ENV": "prod"}) == 3
@@ -69,6 +81,7 @@ def test_settings_by_name_and_the_older_single_partition_setting():
     [
         ("INGEST_PARTITIONS_SPANS", "0"),
         ("INGEST_PARTITIONS_EVENTS", "three"),
+        ("INGEST_PARTITIONS_METRICS", "0"),
         ("INGEST_REPLICATION_FACTOR", "-1"),
         ("INGEST_RETENTION_BYTES", "1000"),
     ],

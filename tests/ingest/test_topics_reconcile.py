@@ -16,12 +16,14 @@ pytestmark = pytest.mark.e2e
 SETTINGS = (
     "INGEST_PARTITIONS_EVENTS",
     "INGEST_PARTITIONS_SPANS",
+    "INGEST_PARTITIONS_LOGS",
+    "INGEST_PARTITIONS_METRICS",
     "INGEST_TOPIC_PARTITIONS",
     "INGEST_REPLICATION_FACTOR",
     "INGEST_RETENTION_HOURS",
     "INGEST_RETENTION_BYTES",
 )
-NAMES = ("agent_events", "product_events", "otlp_spans")
+NAMES = ("agent_events", "product_events", "otlp_spans", "otlp_logs", "otlp_metrics")
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +63,13 @@ def test_topics_are_created_then_grown_and_reconfigured_never_shrunk(own_kafka, 
     first = run(own_kafka)
     assert sorted(first["created_now"]) == sorted(NAMES)
     parts, configs = on_broker(own_kafka)
-    assert parts == {"agent_events": 3, "product_events": 3, "otlp_spans": 6}
+    assert parts == {"agent_events": 3, "product_events": 3, "otlp_spans": 6, "otlp_logs": 3, "otlp_metrics": 3}
     assert {n: configs[n]["compression.type"] for n in NAMES} == {
         "agent_events": "lz4",
         "product_events": "lz4",
         "otlp_spans": "zstd",
+        "otlp_logs": "zstd",
+        "otlp_metrics": "zstd",
     }
     for name in NAMES:
         assert configs[name]["retention.ms"] == str(48 * 3600 * 1000)
@@ -91,7 +95,7 @@ def test_topics_are_created_then_grown_and_reconfigured_never_shrunk(own_kafka, 
     settings.setenv("INGEST_RETENTION_HOURS", "24")
     second = run(own_kafka)
     parts, configs = on_broker(own_kafka)
-    assert parts == {"agent_events": 5, "product_events": 5, "otlp_spans": 6}
+    assert parts == {"agent_events": 5, "product_events": 5, "otlp_spans": 6, "otlp_logs": 3, "otlp_metrics": 3}
     for name in NAMES:
         assert configs[name]["retention.ms"] == str(24 * 3600 * 1000)
         assert configs[name]["segment.ms"] == str(1800 * 1000)
