@@ -131,7 +131,7 @@ def otel_rows(clickhouse: ClickHouseResource, programs: list[dict[str, Any]], ti
             sent = {
                 "raw.spans": 7,  # per run an agent span and an LLM call span (3 runs), one failing tool call
                 "raw.otel_logs": rec["logs"],
-                "raw.otel_metrics_histogram": 6,  # request durations (2 routes x 2 statuses), tokens (2 types)
+                "raw.otel_metrics_histogram": 7,  # durations (2 routes x 2 statuses), tokens (2 types), LLM calls
                 "raw.otel_metrics_sum": 2,  # requests per route
                 "raw.otel_metrics_gauge": 1,
             }

@@ -10,17 +10,24 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard, QueryVariable, 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
+    DynamicConfigValue,
     GridPos,
     VariableOption,
     VariableRefresh,
     VariableSort,
 )
 
-from platform_assets.publish import panels_agents, panels_health, panels_product
-from platform_assets.publish.clickhouse_query import ClickHouseQuery, datasource_ref
-from platform_assets.publish.panels import DashboardSpec, PanelSpec, VariableSpec
+from platform_assets.publish import panels_agents, panels_health, panels_otel, panels_product
+from platform_assets.publish.clickhouse_query import DATASOURCE_TYPE, DATASOURCE_UID, ClickHouseQuery, datasource_ref
+from platform_assets.publish.datasource import DATASOURCE_NAME
+from platform_assets.publish.panels import DashboardSpec, PanelSpec, TraceLink, VariableSpec
 
-DASHBOARDS: tuple[DashboardSpec, ...] = (panels_product.DASHBOARD, panels_agents.DASHBOARD, panels_health.DASHBOARD)
+DASHBOARDS: tuple[DashboardSpec, ...] = (
+    panels_product.DASHBOARD,
+    panels_agents.DASHBOARD,
+    panels_health.DASHBOARD,
+    panels_otel.DASHBOARD,
+)
 ALL_VALUE = "__all__"  # the workspace variable's "All"; panels test for it (see panels.IN_WORKSPACE)
 GRID_WIDTH = 24  # Grafana's grid has 24 columns
 
@@ -43,6 +50,31 @@ def _layout(specs: tuple[PanelSpec, ...]) -> list[GridPos]:
     return out
 
 
+# The ClickHouse plugin's trace format (its Format enum: 0 time series, 1 table, 2 logs, 3 traces).
+_TRACE_FORMAT = 3
+
+
+def _trace_link(link: TraceLink) -> dict[str, Any]:
+    """An internal data link: Explore on the ClickHouse datasource, the trace query in trace format
+    (Grafana substitutes ${__value.raw} with the clicked cell's value)."""
+    return {
+        "title": link.title,
+        "url": "",
+        "internal": {
+            "datasourceUid": DATASOURCE_UID,
+            "datasourceName": DATASOURCE_NAME,
+            "query": {
+                "refId": "A",
+                "datasource": {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID},
+                "editorType": "sql",
+                "rawSql": link.sql,
+                "format": _TRACE_FORMAT,
+                "queryType": "traces",
+            },
+        },
+    }
+
+
 def _panel(spec: PanelSpec, panel_id: int, pos: GridPos) -> Any:
     panel = (
         _PANEL_BUILDERS[spec.kind]()
@@ -56,6 +88,10 @@ def _panel(spec: PanelSpec, panel_id: int, pos: GridPos) -> Any:
         panel = panel.description(spec.description)
     if spec.unit:
         panel = panel.unit(spec.unit)
+    if spec.trace_link:
+        panel = panel.override_by_name(
+            spec.trace_link.field, [DynamicConfigValue(id_val="links", value=[_trace_link(spec.trace_link)])]
+        )
     return panel
 
 

@@ -20,6 +20,16 @@ IN_WORKSPACE = f"({WORKSPACE} = '__all__' OR workspace_id = {WORKSPACE})"
 
 
 @dataclass(frozen=True)
+class TraceLink:
+    """A data link on the column ``field`` (trace ids): opens Explore's trace view on the ClickHouse
+    datasource with ``sql``, in which ``${__value.raw}`` stands for the clicked trace id."""
+
+    field: str
+    title: str
+    sql: str
+
+
+@dataclass(frozen=True)
 class PanelSpec:
     key: str  # stable within its dashboard: gives the panel id its place and the check its name
     title: str
@@ -32,6 +42,7 @@ class PanelSpec:
     description: str = ""
     width: int = 12
     height: int = 8
+    trace_link: TraceLink | None = None
 
 
 @dataclass(frozen=True)

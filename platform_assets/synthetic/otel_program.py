@@ -127,6 +127,12 @@ def main() -> None:
     requests_counter = meter.create_counter("app.requests", unit="{request}")
     queue_depth = meter.create_gauge("app.queue.depth", unit="{item}")
     token_usage = meter.create_histogram("gen_ai.client.token.usage", unit="{token}")
+    # The GenAI conventions' advised boundaries for gen_ai.client.operation.duration (seconds).
+    llm_duration = meter.create_histogram(
+        "gen_ai.client.operation.duration",
+        unit="s",
+        explicit_bucket_boundaries_advisory=[0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24],
+    )
 
     record: dict[str, Any] = {"durations": {}, "tokens": {"input": 0, "output": 0, "cached": 0, "reasoning": 0}}
     record.update(protocol=args.protocol, style=args.style, marker=args.marker, traces=[], logs=0, errors=0)
@@ -155,6 +161,14 @@ def main() -> None:
                     call.set_attribute(key, value)
                 if args.style == "semconv":
                     call.set_attribute("http.route", "/api/chat")
+            llm_attrs = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": model,
+                "gen_ai.provider.name": "openai",
+            }
+            llm_seconds = round(0.4 + 0.3 * run, 3)
+            llm_duration.record(llm_seconds, llm_attrs)
+            record.setdefault("llm_durations", []).append(llm_seconds)
             for kind, count in (("input", tokens_in), ("output", tokens_out)):
                 token_usage.record(count, {"gen_ai.token.type": kind, "gen_ai.request.model": model})
             record["tokens"]["input"] += tokens_in

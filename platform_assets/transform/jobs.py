@@ -23,7 +23,11 @@ from dagster_dbt import build_dbt_asset_selection
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.transform.assets import dbt_models
 
-INTRADAY_MODELS = "+mart_agent_metrics_1m +mart_agent_metrics_1h +mart_tool_reliability_hourly"
+# The minute and hour marts the dashboards read for the current day (refreshed every 5 minutes).
+INTRADAY_MODELS = (
+    "+mart_agent_metrics_1m +mart_agent_metrics_1h +mart_tool_reliability_hourly "
+    "+mart_route_latency_1m +mart_llm_latency_1m +mart_token_usage_1m +mart_log_volume_1m +fct_error_logs"
+)
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 JOB_TAGS = {"platform/domain": "transform"}
 

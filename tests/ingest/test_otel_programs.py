@@ -105,7 +105,8 @@ def test_every_signal_lands_with_its_values(sent, clickhouse, protocol, style):
     assert scalar(clickhouse, "SELECT count() FROM raw.spans WHERE trace_id = {t:String}", t=error[2]) >= 2
 
     hist = "SELECT count() FROM raw.otel_metrics_histogram WHERE ResourceAttributes['test.marker'] = {m:String}"
-    assert wait_for(clickhouse, hist, 2 * 2 + 2, m=m) == 6  # 2 routes x 2 statuses + token usage x 2 types
+    # 2 routes x 2 statuses, token usage x 2 types, LLM call durations
+    assert wait_for(clickhouse, hist, 2 * 2 + 2 + 1, m=m) == 7
     with clickhouse.client() as ch:
         points = ch.query(
             "SELECT Attributes['http.route'], sum(Count), sumForEach(BucketCounts), any(ExplicitBounds), "
@@ -180,3 +181,82 @@ def test_no_raw_pii_is_stored_anywhere(sent, clickhouse):
                 parameters={"p": pseudonym},
             )
             assert stored == 3  # one per agent run: the user joins the product events' user
+
+
+def test_an_otlp_proto_message_on_a_topic_is_a_dead_letter_and_json_lands(collector, kafka, clickhouse):
+    """The topics take the otlp_json encoding only (docs/ingest.md): a message in the Kafka
+    exporter's default otlp_proto encoding is kept as a dead letter, not lost and not half-read."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from platform_assets.ingest.collector import otlp
+
+    marker = uuid.uuid4().hex
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    rl.resource.attributes.add(key="test.marker").value.string_value = marker
+    rl.scope_logs.add().log_records.add(severity_number=9, time_unix_nano=time.time_ns()).body.string_value = "hi"
+    producer = kafka.producer()
+    producer.produce("otlp_logs", value=req.SerializeToString())
+    producer.produce("otlp_logs", value=otlp.to_messages(otlp.SIGNALS["logs"], otlp.SIGNALS["logs"].to_json(req),
+                                                         1 << 20).messages[0][1])  # fmt: skip
+    assert producer.flush(30) == 0
+    landed = "SELECT count() FROM raw.otel_logs WHERE ResourceAttributes['test.marker'] = {m:String}"
+    assert wait_for(clickhouse, landed, 1, m=marker) == 1
+    dead = (
+        "SELECT count() FROM dead_letter.kafka_messages "
+        "WHERE topic = 'otlp_logs' AND position(raw_message, {m:String}) > 0"
+    )
+    assert wait_for(clickhouse, dead, 1, m=marker) == 1
+
+
+def test_broker_paused_is_unavailable_then_the_sdk_retries_and_nothing_is_lost(stack, kafka, clickhouse, collector):
+    """The broker stops answering while an SDK program exports over gRPC: the collector answers
+    UNAVAILABLE with RetryInfo (its acknowledgement deadline, 2 s here, passes), the SDK exporter
+    waits the hinted delay and resends; once the broker is back every span, data point and log
+    record is stored (at least once: a resend may repeat what the paused producer still delivered;
+    staging removes repeats)."""
+    import signal
+
+    cfg = CollectorConfig(bootstrap_servers=kafka.bootstrap_servers, hmac_keys={"k": b"0123456789abcdef0"},
+                          hash_key=HASH_KEY, ack_timeout_s=2.0, retry_after_s=3)  # fmt: skip
+    marker = uuid.uuid4().hex
+    pid = stack.servers["kafka"].pid()
+    with RunningCollector(cfg) as running:
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            program = subprocess.Popen(
+                [sys.executable, "-m", "platform_assets.synthetic.otel_program", "grpc", "semconv", "--marker", marker],
+                env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{running.grpc_endpoint}",
+                     "OTEL_SERVICE_NAME": "paused", "OTEL_EXPORTER_OTLP_TIMEOUT": "60"},
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            time.sleep(6)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        out, err = program.communicate(timeout=180)
+        refused = scalar_metric(running.url, "unavailable_responses")
+    assert program.returncode == 0, err
+    assert refused >= 1  # the export was refused while the broker was paused, and retried
+    rec = json.loads(out)
+    spans = "SELECT uniqExact(span_id) FROM raw.spans WHERE resource_attributes['test.marker'] = {m:String}"
+    assert wait_for(clickhouse, spans, 7, timeout=120, m=marker) == 7
+    # The program's own records (the SDK's retry warnings also reach its root logging handler).
+    logs = (
+        "SELECT uniqExactIf(Body, Body LIKE 'agent run % finished' OR Body LIKE 'lookup_order failed%') "
+        "FROM raw.otel_logs WHERE ResourceAttributes['test.marker'] = {m:String}"
+    )
+    assert wait_for(clickhouse, logs, rec["logs"], timeout=120, m=marker) == rec["logs"]
+    points = (
+        "SELECT uniqExact(MetricName, Attributes) FROM raw.otel_metrics_histogram "
+        "WHERE ResourceAttributes['test.marker'] = {m:String}"
+    )
+    assert wait_for(clickhouse, points, 7, timeout=120, m=marker) == 7
+
+
+def scalar_metric(url: str, name: str) -> int:
+    import requests
+
+    for line in requests.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(f"collector_{name}_total "):
+            return int(line.split()[1])
+    return 0

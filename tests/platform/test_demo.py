@@ -102,12 +102,16 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
         "agent_events": 0,
         "product_events": 0,
         "otlp_spans": 0,
+        "otlp_logs": 0,
+        "otlp_metrics": 0,
     }
-    # One ClickHouse consumer per partition, each holding one (spans 6 partitions, events 3).
+    # One ClickHouse consumer per partition, each holding one (spans 6 partitions, the others 3).
     assert ingest["kafka_layout"] == {
         "agent_events": {"partitions": 3, "partitions_per_consumer": [1, 1, 1]},
         "product_events": {"partitions": 3, "partitions_per_consumer": [1, 1, 1]},
         "otlp_spans": {"partitions": 6, "partitions_per_consumer": [1] * 6},
+        "otlp_logs": {"partitions": 3, "partitions_per_consumer": [1, 1, 1]},
+        "otlp_metrics": {"partitions": 3, "partitions_per_consumer": [1, 1, 1]},
     }
 
     # OpenTelemetry SDK programs: traces, metrics and logs over OTLP/gRPC and OTLP/HTTP, every row landed.
@@ -127,6 +131,9 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
         "mart_retention_weekly", "mart_orders_daily", "mart_mrr_daily", "mart_agent_metrics_1m",
         "mart_agent_metrics_1h", "mart_llm_daily", "mart_tool_reliability_hourly", "mart_trace_errors_daily",
         "mart_cost_daily", "mart_slo_daily", "mart_llm_cost_per_active_user_daily",
+        # from the OpenTelemetry programs' metrics and logs (today)
+        "mart_route_latency_1m", "mart_llm_latency_1m", "mart_token_usage_1m", "mart_log_volume_1m",
+        "fct_error_logs",
     }  # fmt: skip
     assert expected_marts <= set(marts)
     assert all(marts[m] > 0 for m in expected_marts), marts
@@ -142,7 +149,7 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
     # Grafana: dashboards and alert rules generated (no GRAFANA_URL here), every panel's SQL ran.
     grafana = summary["grafana"]
     assert grafana["success"] and grafana["published"] is False
-    assert len(grafana["dashboards"]) == 3 and len(grafana["alert_rules"]) == 5
+    assert len(grafana["dashboards"]) == 4 and len(grafana["alert_rules"]) == 5
     assert grafana["committed_files_stale"] == []
     assert grafana["checks"] and set(grafana["checks"].values()) == {"passed"}, grafana["checks"]
 

@@ -17,7 +17,12 @@ from platform_assets.publish.macros import Expansion, MacroError, TimeRange, exp
 
 pytestmark = pytest.mark.unit
 
-EXPECTED_DASHBOARD_UIDS = {"platform-product-analytics", "platform-agent-telemetry", "platform-health"}
+EXPECTED_DASHBOARD_UIDS = {
+    "platform-product-analytics",
+    "platform-agent-telemetry",
+    "platform-health",
+    "platform-service-telemetry",
+}
 EXPECTED_RULE_UIDS = {
     "platform-agent-error-rate",
     "platform-agent-p95-latency",
@@ -73,7 +78,8 @@ def test_product_and_agent_dashboards_have_the_workspace_variable_and_read_the_m
     for spec in DASHBOARDS:
         if spec.uid == "platform-health":
             continue
-        assert [v.name for v in spec.variables] == ["workspace"]
+        expected = ["workspace", "token_attribute"] if spec.uid == "platform-service-telemetry" else ["workspace"]
+        assert [v.name for v in spec.variables] == expected
         for panel in spec.panels:
             assert "marts." in panel.sql and panel.source.startswith("marts."), panel.key
             assert "$__" in panel.sql, f"{panel.key} ignores the dashboard time range"

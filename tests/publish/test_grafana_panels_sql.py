@@ -31,7 +31,27 @@ EXPECTED_ROWS = {
         "$workspace", "latency_p50", "latency_p95", "latency_p99", "error_rate_per_call", "error_rate_per_trace",
         "tokens_by_model", "cost_by_model_workspace", "tool_reliability", "slo_burn", "error_budget", "throughput",
     },
+    "platform-service-telemetry": {
+        "$workspace", "$token_attribute", "route_p95", "route_success_rate", "route_percentiles", "model_p95",
+        "model_percentiles", "tokens_by_attribute", "log_volume", "recent_error_logs",
+    },
 }  # fmt: skip
+OTEL_WORKSPACE = "ws_graf_otel"
+OTEL_MODELS = ["mart_route_latency_1m", "mart_llm_latency_1m", "mart_token_usage_1m", "mart_log_volume_1m",
+               "fct_error_logs", "fct_error_trace_spans"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def otel_marts(publish_marts, clickhouse, dbt):
+    """OpenTelemetry metrics and logs around the midnight after this folder's second day, and the
+    marts built from them with what they read (the session fixture built them empty)."""
+    from platform_assets.synthetic.otel_signals import load_otel_history
+
+    first, last = publish_marts.start.date(), publish_marts.end.date()
+    record = load_otel_history(clickhouse, first + timedelta(days=1), seed=8_501, workspace=OTEL_WORKSPACE)
+    window = {"min_date": first.isoformat(), "max_date": (last + timedelta(days=1)).isoformat()}
+    dbt("run", "--select", *(f"+{m}" for m in OTEL_MODELS), vars=window)
+    return record
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +65,7 @@ def grafana_reader(clickhouse) -> ClickHouseResource:
 
 
 @pytest.mark.parametrize("uid", [s.uid for s in DASHBOARDS])
-def test_every_panel_runs_as_the_grafana_user(publish_marts, grafana_reader, uid: str) -> None:
+def test_every_panel_runs_as_the_grafana_user(publish_marts, otel_marts, grafana_reader, uid: str) -> None:
     with grafana_reader.client() as ch:
         results = run_dashboard_queries(ch, spec_by_uid(uid), publish_marts)
     problems = {r.key: r.problem for r in results if not r.ok}
@@ -65,6 +85,42 @@ def test_workspace_variable_lists_the_workspaces_and_filters(publish_marts, graf
         panel = next(p for p in spec.panels if p.key == "cost_by_model_workspace")
         one = ch.query(expand(panel.sql, Expansion(publish_marts, {"workspace": "ws_2"}))).result_rows
         assert one and {r[0] for r in one} == {"ws_2"}
+
+
+def test_token_attribute_splits_and_the_trace_link_opens_the_trace(publish_marts, otel_marts, grafana_reader) -> None:
+    """The attribute variable lists the token records' attribute keys and the panel splits by the
+    chosen one; the trace link's query (as the grafana user) returns the trace's spans."""
+    from platform_assets.publish.macros import Expansion, expand
+
+    spec = spec_by_uid("platform-service-telemetry")
+    panels = {p.key: p for p in spec.panels}
+    variables = {"workspace": OTEL_WORKSPACE, "token_attribute": "app.feature"}
+    with grafana_reader.client() as ch:
+        keys = {r[0] for r in ch.query(expand(spec.variables[1].sql, Expansion(publish_marts))).result_rows}
+        assert {"app.feature", "gen_ai.token.type", "gen_ai.request.model"} <= keys
+        by_feature = ch.query(
+            expand(panels["tokens_by_attribute"].sql, Expansion(publish_marts, variables))
+        ).result_rows
+        assert {r[1] for r in by_feature} == {"search", "summarize"}
+        by_model = ch.query(
+            expand(
+                panels["tokens_by_attribute"].sql, Expansion(publish_marts, {**variables, "token_attribute": "__all__"})
+            )
+        ).result_rows
+        assert {r[1] for r in by_model} == {"gpt-4o-mini", "claude-sonnet-4"}
+        # Tokens per minute times each bucket's minutes is every token of the record.
+        minutes = publish_marts.interval_seconds / 60
+        assert sum(r[2] for r in by_model) * minutes == pytest.approx(
+            sum(v["tokens"] for v in otel_marts.token_usage_1m().values()), rel=1e-9
+        )
+        logs = ch.query(expand(panels["recent_error_logs"].sql, Expansion(publish_marts, variables))).result_rows
+        assert logs and {r[2] for r in logs if r[5]} <= {"ERROR", "FATAL"}
+        trace_id = next(r[5] for r in logs if r[5])
+        link = panels["recent_error_logs"].trace_link
+        assert link is not None
+        spans = ch.query(link.sql.replace("${__value.raw}", trace_id)).result_rows
+    want = sorted(s.span_id for s in otel_marts.spans if s.trace_id == trace_id)
+    assert sorted(r[1] for r in spans) == want and len(want) == 3
 
 
 def test_grafana_user_is_read_only_and_sees_no_payloads(publish_marts, grafana_reader) -> None:
@@ -108,7 +164,7 @@ def test_check_fails_on_a_broken_panel_and_passes_on_the_real_ones(publish_marts
 
 
 @pytest.mark.parametrize("uid", [s.uid for s in DASHBOARDS])
-def test_dagster_check_passes_over_the_last_30_days(publish_marts, clickhouse, tmp_path, uid: str) -> None:
+def test_dagster_check_passes_over_the_last_30_days(publish_marts, otel_marts, clickhouse, tmp_path, uid: str) -> None:
     spec = spec_by_uid(uid)
     grafana = GrafanaResource(
         clickhouse_user=os.environ["GRAFANA_CLICKHOUSE_USER"],

@@ -66,6 +66,7 @@ def test_publishes_everything_then_updates_with_new_versions(grafana_target, gra
     assert "password" not in str(ds.get("jsonData")), "the password goes to secureJsonData only"
     assert sorted(p.name for p in (tmp_path / "dashboards").glob("*.json")) == [
         "platform-agent-telemetry.json", "platform-health.json", "platform-product-analytics.json",
+        "platform-service-telemetry.json",
     ]  # fmt: skip
 
 

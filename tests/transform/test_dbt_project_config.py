@@ -64,7 +64,7 @@ def test_fct_product_events_is_documented_and_tested():
 
 def test_freshness_sources_are_the_raw_and_replica_tables():
     keys = {s.key: s for s in SOURCES}
-    kafka = {raw_key(t) for t in ("agent_events", "product_events", "spans")}
+    kafka = {raw_key(t) for t in ("agent_events", "product_events", "spans", "otel_logs", "otel_metrics_histogram")}
     cdc = {table_key(t) for t in ("users", "orders", "subscriptions", "events")}
     assert set(keys) == kafka | cdc
     for key in kafka:
