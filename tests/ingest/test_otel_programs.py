@@ -51,12 +51,14 @@ def sent(collector) -> dict[tuple[str, str], dict]:
         email = f"pii-{uuid.uuid4().hex[:10]}@example.com"
         run = subprocess.run(
             [sys.executable, "-m", "platform_assets.synthetic.otel_program", protocol, style,
-             "--marker", uuid.uuid4().hex, "--user-id", user_id, "--email", email, "--workspace", f"ws_{style}"],
+             "--marker", uuid.uuid4().hex, "--user-id", user_id, "--email", email,
+             "--workspace", f"ws_{protocol}_{style}_{uuid.uuid4().hex[:6]}"],
             env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": f"shop-{protocol}"},
             capture_output=True, text=True, timeout=120, check=True,
         )  # fmt: skip
         assert "Failed to export" not in run.stderr, run.stderr
-        out[(protocol, style)] = {**json.loads(run.stdout), "user_id": user_id, "email": email}
+        workspace = run.args[run.args.index("--workspace") + 1]
+        out[(protocol, style)] = {**json.loads(run.stdout), "user_id": user_id, "email": email, "workspace": workspace}
     return out
 
 
@@ -260,3 +262,59 @@ def scalar_metric(url: str, name: str) -> int:
         if line.startswith(f"collector_{name}_total "):
             return int(line.split()[1])
     return 0
+
+
+def test_tokens_cost_latency_and_log_volume_reach_the_marts(sent, clickhouse, dbt):
+    """dbt for today over what the programs sent: tokens (cached and reasoning too) and cost in the
+    call metrics (reported by the common-style program, priced from the seed for the semconv one),
+    requests and errors per route from the duration histograms, log records per severity."""
+    from datetime import UTC, datetime
+
+    from platform_assets.synthetic.prices import price_on
+
+    for rec in sent.values():
+        m = rec["marker"]
+        logs = "SELECT count() FROM raw.otel_logs WHERE ResourceAttributes['test.marker'] = {m:String}"
+        assert wait_for(clickhouse, logs, rec["logs"], m=m) == rec["logs"]
+    today = datetime.now(UTC).date()
+    dbt("build", "--select", "+mart_agent_metrics_1m", "+mart_route_latency_1m", "+mart_log_volume_1m",
+        vars={"min_date": today.isoformat(), "max_date": "2100-01-01"})  # fmt: skip
+    price = price_on("gpt-4o-mini", today)
+    assert price is not None
+    for (_protocol, style), rec in sent.items():
+        ws, tokens = rec["workspace"], rec["tokens"]
+        calls = scalar(
+            clickhouse,
+            "SELECT (sum(calls), sum(input_tokens), sum(output_tokens), sum(cached_input_tokens), "
+            "sum(reasoning_tokens), toFloat64(sum(cost_usd)), sum(reported_calls)) "
+            "FROM marts.mart_agent_metrics_1m WHERE workspace_id = {ws:String} AND model = 'gpt-4o-mini'",
+            ws=ws,
+        )
+        if style == "semconv":
+            cost = sum(
+                (t_in - 400) * price.usd_per_input_token + 400 * price.usd_per_cached_input_token
+                + t_out * price.usd_per_output_token
+                for t_in, t_out in ((1000 + 100 * r, 200 + 10 * r) for r in range(3))
+            )  # fmt: skip
+            assert calls[:5] == (3, tokens["input"], tokens["output"], tokens["cached"], tokens["reasoning"])
+            assert calls[6] == 0
+        else:  # tokens_prompt / tokens_completion / cost_usd only: the cost as reported
+            cost = sum(round((1000 + 100 * r) * 1.5e-7 + (200 + 10 * r) * 6e-7, 9) for r in range(3))
+            assert calls[:5] == (3, tokens["input"], tokens["output"], 0, 0) and calls[6] == 3
+        assert calls[5] == pytest.approx(cost, rel=1e-9)
+        with clickhouse.client() as ch:
+            routes = ch.query(
+                "SELECT route, sum(requests), sum(errors) FROM marts.mart_route_latency_1m "
+                "WHERE workspace_id = {ws:String} GROUP BY route ORDER BY route",
+                parameters={"ws": ws},
+            ).result_rows
+            severities = dict(
+                ch.query(
+                    "SELECT severity, sum(records) FROM marts.mart_log_volume_1m WHERE workspace_id = {ws:String} "
+                    "GROUP BY severity",
+                    parameters={"ws": ws},
+                ).result_rows
+            )
+        n = len(rec["durations"]["/api/chat"])
+        assert routes == [("/api/chat", n, n // 10), ("/api/search", n, n // 10)]  # every 10th request is a 500
+        assert severities == {"INFO": rec["logs"] - rec["errors"], "ERROR": rec["errors"]}
