@@ -129,6 +129,8 @@ def run_worker(cfg: CollectorConfig, host: str, http_port: int, grpc_port: int, 
     # gen-0 threshold (700) the cyclic GC ran many times per request, 10-20% of the conversion.
     gc.set_threshold(50_000, 20, 20)
     uvloop.run(serve(cfg, host, http_port, grpc_port, watch_parent=parent))
+    for sig in (signal.SIGTERM, signal.SIGINT):  # stopped and flushed: a late signal must not make it exit -15
+        signal.signal(sig, signal.SIG_IGN)
     print(
         f"platform-collector worker {os.getpid()}: stopped, requests in flight answered, Kafka producer flushed",
         flush=True,
@@ -154,6 +156,8 @@ def supervise(cfg: CollectorConfig, host: str, http_port: int, grpc_port: int, w
     stopping = threading.Event()
 
     def forward(sig: int, _frame: object) -> None:
+        if stopping.is_set():  # a repeated signal while the workers shut down changes nothing
+            return
         stopping.set()
         for p in procs:
             if p.pid and p.is_alive():
