@@ -112,6 +112,7 @@ def test_collector_settings_come_from_its_table():
         ("drop_keys", "COLLECTOR_PII_DROP_KEYS", False),
         ("attributes_delete", "COLLECTOR_ATTRIBUTES_DELETE", False),
         ("attributes_hash", "COLLECTOR_ATTRIBUTES_HASH", False),
+        ("log_body_redact", "COLLECTOR_LOG_BODY_REDACT", False),
     ]
     cfg = CollectorConfig.from_env(GOOD_ENV)
     assert cfg.bootstrap_servers == "127.0.0.1:9092"
@@ -119,6 +120,11 @@ def test_collector_settings_come_from_its_table():
     assert cfg.hash_key == b"0123456789abcdef"
     assert cfg.drop_keys == frozenset({"email", "phone", "ip", "ip_address"})  # unset: the default
     assert CollectorConfig.from_env({**GOOD_ENV, "COLLECTOR_PII_DROP_KEYS": ""}).drop_keys == cfg.drop_keys
+    # Log body redaction: an e-mail pattern unless set; set empty, it is off.
+    assert cfg.log_body_redact is not None and cfg.log_body_redact.search("mail a@example.com")
+    assert CollectorConfig.from_env({**GOOD_ENV, "COLLECTOR_LOG_BODY_REDACT": ""}).log_body_redact is None
+    custom = CollectorConfig.from_env({**GOOD_ENV, "COLLECTOR_LOG_BODY_REDACT": r"\bA-\d+"}).log_body_redact
+    assert custom is not None and custom.pattern == r"\bA-\d+"
     assert CollectorConfig.from_env({**GOOD_ENV, "COLLECTOR_PII_DROP_KEYS": " ssn, email,"}).drop_keys == {
         "ssn",
         "email",

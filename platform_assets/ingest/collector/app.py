@@ -69,7 +69,7 @@ class Collector:
         self.sink = sink
         self.metrics = Metrics() if metrics is None else metrics
         self.hasher = ev.actor_hasher(cfg.hash_key)
-        self.attribute_policy = AttributePolicy(cfg.attributes_delete, cfg.attributes_hash)
+        self.attribute_policy = AttributePolicy(cfg.attributes_delete, cfg.attributes_hash, cfg.log_body_redact)
 
     def routes(self) -> list[Route]:
         return [
@@ -115,7 +115,7 @@ class Collector:
         for name, count in (
             ("otlp_attributes_deleted", scrubbed.deleted),
             ("otlp_attributes_hashed", scrubbed.hashed),
-            ("otlp_log_bodies_redacted", getattr(scrubbed, "redacted", 0)),
+            ("otlp_log_bodies_redacted", scrubbed.redacted),
             (f"{signal.items}_rejected", split.rejected),
         ):
             if count:

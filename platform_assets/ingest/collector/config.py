@@ -10,12 +10,19 @@ all that are missing).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from platform_assets.core.settings import ConfigError, Setting
-from platform_assets.ingest.collector.attributes import DEFAULT_DELETE, DEFAULT_HASH, parse_keys
+from platform_assets.ingest.collector.attributes import (
+    DEFAULT_DELETE,
+    DEFAULT_HASH,
+    DEFAULT_LOG_BODY_REDACT,
+    parse_keys,
+    parse_log_body_redact,
+)
 
 DEFAULT_DROP_KEYS = frozenset({"email", "phone", "ip", "ip_address"})
 
@@ -31,6 +38,7 @@ class CollectorSetting(Setting):
     """A ``Setting`` whose value is turned into the field's type (and checked) by ``parser``."""
 
     parser: Callable[[str], Any] = str
+    empty_is_value: bool = False  # True: set to "" is a value (e.g. "off"), not "use the default"
 
     def parse(self, raw: str) -> Any:
         return self.parser(raw)
@@ -83,6 +91,15 @@ class CollectorConfig:
         CollectorSetting(
             "attributes_hash", "COLLECTOR_ATTRIBUTES_HASH", required=False, secret=False, parser=parse_keys
         ),
+        # OTLP log bodies: a regular expression whose matches become "[redacted]"; set empty: off.
+        CollectorSetting(
+            "log_body_redact",
+            "COLLECTOR_LOG_BODY_REDACT",
+            required=False,
+            secret=False,
+            parser=parse_log_body_redact,
+            empty_is_value=True,
+        ),
     )
 
     bootstrap_servers: str
@@ -91,7 +108,11 @@ class CollectorConfig:
     drop_keys: frozenset[str] = DEFAULT_DROP_KEYS
     attributes_delete: frozenset[str] = DEFAULT_DELETE
     attributes_hash: frozenset[str] = DEFAULT_HASH
-    max_body_bytes: int = 5 * 1024 * 1024
+    log_body_redact: re.Pattern[str] | None = DEFAULT_LOG_BODY_REDACT
+    max_body_bytes: int = 5 * 1024 * 1024  # as received (compressed or not)
+    # An OTLP request after gzip (HTTP) or as one gRPC message: the OpenTelemetry Collector's
+    # OTLP receiver also stops at 20 MiB by default; more is 413 / RESOURCE_EXHAUSTED.
+    max_decoded_bytes: int = 20 * 1024 * 1024
     max_batch_events: int = 1000
     replay_window_s: float = 300.0
     ack_timeout_s: float = 10.0
@@ -109,4 +130,10 @@ class CollectorConfig:
         """The settings in ``SETTINGS`` read from ``env`` (default: the process environment);
         raises ``CollectorSettingError`` naming the first variable that is unset or malformed."""
         e = os.environ if env is None else env
-        return cls(**{s.field: s.parse(e.get(s.var, "")) for s in cls.SETTINGS if s.required or e.get(s.var)})
+        return cls(
+            **{
+                s.field: s.parse(e.get(s.var, ""))
+                for s in cls.SETTINGS
+                if s.required or e.get(s.var) or (s.empty_is_value and s.var in e)
+            }
+        )
