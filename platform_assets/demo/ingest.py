@@ -73,6 +73,7 @@ def ingest_summary(
                 break
             time.sleep(0.5)
     seconds = round(time.monotonic() - started, 2)
+    otel = otel_rows(clickhouse, programs)  # landed before the lag is read: every topic is then drained
     lags = read_lag(kafka, clickhouse, [t.name for t in CONSUMED])
     with clickhouse.client() as ch:  # the Kafka table of a topic is kafka_queue.<topic>
         consumers = {
@@ -82,7 +83,6 @@ def ingest_summary(
                 "WHERE database = 'kafka_queue' GROUP BY table"
             ).result_rows
         }
-    otel = otel_rows(clickhouse, programs)
     return {
         "simulated": record.to_json(),
         # OpenTelemetry SDK programs sending traces, metrics and logs over both protocols.
