@@ -31,7 +31,6 @@ from platform_assets.ingest.collector.config import CollectorConfig
 from platform_assets.ingest.collector.sink import KafkaSink, Message, Sink, Unavailable
 
 __all__ = [
-    "SPANS_TOPIC",
     "Collector",
     "CollectorConfig",
     "KafkaSink",
@@ -41,8 +40,6 @@ __all__ = [
     "Unavailable",
     "build_app",
 ]
-
-SPANS_TOPIC = otlp.SIGNALS["traces"].topic
 
 
 @dataclass

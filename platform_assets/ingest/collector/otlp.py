@@ -109,10 +109,6 @@ def from_protobuf(signal: Signal, body: bytes) -> Json:
     return signal.to_json(request)
 
 
-def from_message(signal: Signal, request: Message) -> Json:
-    return signal.to_json(request)
-
-
 def _ids(node: Any, convert: Callable[[str], str]) -> None:
     """Converts every trace/span id in an OTLP JSON document in place (attribute keys are values
     of ``key``, never dict keys, so only ids are touched)."""

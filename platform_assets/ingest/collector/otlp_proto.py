@@ -117,6 +117,37 @@ def scope(s: Any) -> Json:
     return _attributed(s, out)
 
 
+def _request(req: Any, names: tuple[str, str, str], keys: tuple[str, str, str], item: Any) -> Json:
+    """An export request (resources > scopes > items) as OTLP JSON: ``names`` are the protobuf
+    fields of the three levels (``resource_spans``, ``scope_spans``, ``spans``), ``keys`` their
+    JSON names, ``item`` the converter of one item. The three signals differ only in these."""
+    resources_field, scopes_field, items_field = names
+    resources_key, scopes_key, items_key = keys
+    out = []
+    for rs in getattr(req, resources_field):
+        entry: Json = {}
+        if rs.HasField("resource"):
+            entry["resource"] = resource(rs.resource)
+        scope_list = getattr(rs, scopes_field)
+        if scope_list:
+            scopes = []
+            for ss in scope_list:
+                s: Json = {}
+                if ss.HasField("scope"):
+                    s["scope"] = scope(ss.scope)
+                items = getattr(ss, items_field)
+                if items:
+                    s[items_key] = [item(x) for x in items]
+                if ss.schema_url:
+                    s["schemaUrl"] = ss.schema_url
+                scopes.append(s)
+            entry[scopes_key] = scopes
+        if rs.schema_url:
+            entry["schemaUrl"] = rs.schema_url
+        out.append(entry)
+    return {resources_key: out} if out else {}
+
+
 # ---------------------------------------------------------------- traces
 
 
@@ -183,27 +214,7 @@ def _link(link: Any) -> Json:
 
 
 def traces_request(req: Any) -> Json:
-    out = []
-    for rs in req.resource_spans:
-        item: Json = {}
-        if rs.HasField("resource"):
-            item["resource"] = resource(rs.resource)
-        if rs.scope_spans:
-            scopes = []
-            for ss in rs.scope_spans:
-                s: Json = {}
-                if ss.HasField("scope"):
-                    s["scope"] = scope(ss.scope)
-                if ss.spans:
-                    s["spans"] = [span(x) for x in ss.spans]
-                if ss.schema_url:
-                    s["schemaUrl"] = ss.schema_url
-                scopes.append(s)
-            item["scopeSpans"] = scopes
-        if rs.schema_url:
-            item["schemaUrl"] = rs.schema_url
-        out.append(item)
-    return {"resourceSpans": out} if out else {}
+    return _request(req, ("resource_spans", "scope_spans", "spans"), ("resourceSpans", "scopeSpans", "spans"), span)
 
 
 # ---------------------------------------------------------------- logs
@@ -234,27 +245,9 @@ def log_record(r: Any) -> Json:
 
 
 def logs_request(req: Any) -> Json:
-    out = []
-    for rl in req.resource_logs:
-        item: Json = {}
-        if rl.HasField("resource"):
-            item["resource"] = resource(rl.resource)
-        if rl.scope_logs:
-            scopes = []
-            for sl in rl.scope_logs:
-                s: Json = {}
-                if sl.HasField("scope"):
-                    s["scope"] = scope(sl.scope)
-                if sl.log_records:
-                    s["logRecords"] = [log_record(x) for x in sl.log_records]
-                if sl.schema_url:
-                    s["schemaUrl"] = sl.schema_url
-                scopes.append(s)
-            item["scopeLogs"] = scopes
-        if rl.schema_url:
-            item["schemaUrl"] = rl.schema_url
-        out.append(item)
-    return {"resourceLogs": out} if out else {}
+    return _request(
+        req, ("resource_logs", "scope_logs", "log_records"), ("resourceLogs", "scopeLogs", "logRecords"), log_record
+    )
 
 
 # ---------------------------------------------------------------- metrics
@@ -424,24 +417,6 @@ def metric(m: Any) -> Json:
 
 
 def metrics_request(req: Any) -> Json:
-    out = []
-    for rm in req.resource_metrics:
-        item: Json = {}
-        if rm.HasField("resource"):
-            item["resource"] = resource(rm.resource)
-        if rm.scope_metrics:
-            scopes = []
-            for sm in rm.scope_metrics:
-                s: Json = {}
-                if sm.HasField("scope"):
-                    s["scope"] = scope(sm.scope)
-                if sm.metrics:
-                    s["metrics"] = [metric(x) for x in sm.metrics]
-                if sm.schema_url:
-                    s["schemaUrl"] = sm.schema_url
-                scopes.append(s)
-            item["scopeMetrics"] = scopes
-        if rm.schema_url:
-            item["schemaUrl"] = rm.schema_url
-        out.append(item)
-    return {"resourceMetrics": out} if out else {}
+    return _request(
+        req, ("resource_metrics", "scope_metrics", "metrics"), ("resourceMetrics", "scopeMetrics", "metrics"), metric
+    )
