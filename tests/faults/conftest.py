@@ -333,6 +333,7 @@ class Attempt:
     status: int  # 0: no HTTP answer (connection refused, reset, timeout)
     retry_after: str | None
     items: int  # events or spans in the request
+    error: str = ""  # the client's exception when there was no HTTP answer
 
 
 @dataclass
@@ -393,10 +394,12 @@ class LoadClient:
             try:
                 resp = send()
                 status, retry_after = resp.status_code, resp.headers.get("Retry-After")
-            except requests.RequestException:
-                status, retry_after = 0, None
+            except requests.RequestException as exc:
+                status, retry_after, error = 0, None, f"{type(exc).__name__}: {exc}"
                 session.close()  # a broken connection is not reused
-            self.rec.add(Attempt(kind, sent, time.monotonic(), status, retry_after, n))
+            else:
+                error = ""
+            self.rec.add(Attempt(kind, sent, time.monotonic(), status, retry_after, n, error))
             if 200 <= status < 300:
                 return True
             if status not in (0, 503):  # recorded; the test asserts on the statuses seen

@@ -45,7 +45,8 @@ def test_broker_kill_9_answers_503_and_loses_nothing_acknowledged(healed, start_
     figures = (
         f"requests {len(rec.attempts):,} (statuses {rec.statuses()}), during the {OUTAGE_S:.0f}s outage "
         f"{len(outage)} answered {outage_statuses}; broker back in {restart_s:.1f}s; "
-        f"events acknowledged before the kill {before_kill:,}"
+        f"events acknowledged before the kill {before_kill:,}; "
+        f"no answer: {sorted({a.error for a in outage if a.status == 0})}"
     )
     assert outage and set(outage_statuses) == {503}, f"while the broker was down: {figures}"
     assert all(a.retry_after == "5" for a in outage), f"503 without Retry-After: 5: {figures}"

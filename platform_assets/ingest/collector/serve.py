@@ -36,6 +36,7 @@ from platform_assets.ingest.collector.sink import KafkaSink, Sink
 
 log = logging.getLogger("platform.collector")
 GRACE_S = 30.0  # in-flight requests wait up to their Kafka acknowledgement deadline and more
+KEEP_ALIVE_S = 75  # idle keep-alive connections are closed after this many seconds
 
 
 class _HttpServer(uvicorn.Server):
@@ -83,6 +84,10 @@ async def serve(
             access_log=False,  # one log line per request cost ~3% of the CPU; /metrics counts requests
             proxy_headers=False,  # no client address is used, so skip the per-request header rewrite
             timeout_graceful_shutdown=int(GRACE_S),
+            # uvicorn closes idle keep-alive connections after 5 s by default: exactly the
+            # Retry-After we send, so a client resending on its pooled connection raced the close
+            # and got a reset. Longer than any client backoff and than load balancers' 60 s idle.
+            timeout_keep_alive=KEEP_ALIVE_S,
             log_level="warning",
         )
     )
