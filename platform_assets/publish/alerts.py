@@ -9,14 +9,14 @@ behind the minute-level rules are rebuilt every 5 minutes, so they see data up t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from grafana_foundation_sdk.builders import alerting, expr
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 
-from platform_assets.core.sql import load
+from platform_assets.publish.alert_spec import AlertSpec, alert_query
+from platform_assets.publish.alerts_health import HEALTH_ALERTS
 from platform_assets.publish.clickhouse_query import DATASOURCE_UID, ClickHouseQuery
 
 FOLDER_UID = "platform"
@@ -27,34 +27,11 @@ ORG_ID = 1
 EXPRESSION_UID = "__expr__"  # Grafana's server-side expressions datasource
 P95_TARGET_MS = 5000.0  # p95 LLM latency objective per model
 
-Op = Literal["gt", "lt"]
-
-
-def _query(name: str) -> str:
-    """Query A of a rule, from ``sql/alerts/<name>.sql``: the file's text without its final
-    newline is what Grafana stores and shows (and docker/grafana/provisioning carries)."""
-    return load(__file__, f"alerts/{name}.sql").rstrip("\n")
-
-
-@dataclass(frozen=True)
-class AlertSpec:
-    uid: str
-    title: str
-    sql: str
-    op: Op
-    threshold: float
-    for_: str
-    summary: str
-    lookback_s: int = 600  # time range handed to query A (its macros), seconds before now
-    no_data_state: Literal["Alerting", "NoData", "OK"] = "NoData"
-    labels: dict[str, str] = field(default_factory=dict)
-
-
 ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
         uid="platform-agent-error-rate",
         title="Agent error rate above 2%",
-        sql=_query("agent_error_rate"),
+        sql=alert_query("agent_error_rate"),
         op="gt",
         threshold=0.02,
         for_="5m",
@@ -63,7 +40,7 @@ ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
         uid="platform-agent-p95-latency",
         title=f"Agent p95 latency above {P95_TARGET_MS:.0f} ms",
-        sql=_query("agent_p95_latency"),
+        sql=alert_query("agent_p95_latency"),
         op="gt",
         threshold=P95_TARGET_MS,
         for_="10m",
@@ -73,7 +50,7 @@ ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
         uid="platform-dau-drop",
         title="DAU down more than 20% day over day",
-        sql=_query("dau_drop"),
+        sql=alert_query("dau_drop"),
         op="gt",
         threshold=0.2,
         for_="0s",  # compares two finished days: no need to wait
@@ -83,7 +60,7 @@ ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
         uid="platform-agent-no-data",
         title="No agent events for 5 minutes",
-        sql=_query("agent_no_data"),
+        sql=alert_query("agent_no_data"),
         op="lt",
         threshold=1,
         for_="0s",  # the query window already is the 5 minutes
@@ -93,13 +70,14 @@ ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
         uid="platform-cost-spike",
         title="LLM cost per minute above 3x its 7-day baseline",
-        sql=_query("cost_spike"),
+        sql=alert_query("cost_spike"),
         op="gt",
         threshold=3,
         for_="5m",
         summary="LLM spend per minute is {{ $values.B.Value }}x its 7-day average.",
         lookback_s=7 * 86400 + 600,
     ),
+    *HEALTH_ALERTS,
 )
 
 
