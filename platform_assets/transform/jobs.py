@@ -1,6 +1,7 @@
 """Transform jobs and their schedules (UTC).
 
-- every 5 minutes: today's partition of the minute-level and hourly marts (and what they read),
+- every 5 minutes: today's partition of the minute marts that no streaming rollup serves (and what
+  they read): the metric-histogram marts and the error-log list,
 - hourly: today's partition of every model,
 - daily at 00:30: yesterday's partition of every daily model, now that the day is complete.
 A tick skips, saying which run, while a run of the same job is still queued or running.
@@ -23,11 +24,12 @@ from dagster_dbt import build_dbt_asset_selection
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.transform.assets import dbt_models
 
-# The minute and hour marts the dashboards read for the current day (refreshed every 5 minutes).
-INTRADAY_MODELS = (
-    "+mart_agent_metrics_1m +mart_agent_metrics_1h +mart_tool_reliability_hourly "
-    "+mart_route_latency_1m +mart_llm_latency_1m +mart_token_usage_1m +mart_log_volume_1m +fct_error_logs"
-)
+# The minute marts the dashboards read for the current day that no rollup serves: the metric
+# histograms (a cumulative series becomes deltas only against its previous point, which an
+# insert-time view cannot see) and the error-log list. LLM calls, spans, agent and product events
+# and log volume of today and yesterday come from the streaming rollups (clickhouse_ddl/010),
+# so their marts are built by the hourly and daily runs only.
+INTRADAY_MODELS = "+mart_route_latency_1m +mart_llm_latency_1m +mart_token_usage_1m +fct_error_logs"
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 JOB_TAGS = {"platform/domain": "transform"}
 
