@@ -2,8 +2,10 @@
 
 Every rule is three queries: A, the ClickHouse SQL in ``sql/alerts/`` returning one number per
 series (string columns become labels, so a per-service query alerts per service); B reduces A
-to its last value; C compares B with the threshold and is the rule's condition. The marts
-behind the minute-level rules are rebuilt every 5 minutes, so they see data up to ~5 minutes late.
+to its last value; C compares B with the threshold and is the rule's condition. The rules read
+the streaming rollups (clickhouse_ddl/010), filled as rows land, so a rule sees data about a second
+old. Every rule carries the label team=data-platform; the notification policy routes that label to
+the platform's webhook contact point (its URL: setting ALERT_WEBHOOK_URL).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ ALERTS: tuple[AlertSpec, ...] = (
         op="gt",
         threshold=0.02,
         for_="5m",
-        summary="LLM call error rate of {{ $labels.service }} is {{ humanizePercentage $values.B.Value }} (over 2%).",
+        summary="LLM call error rate of {{ $labels.service }} is {{ humanizePercentage $values.B.Value }} over the "
+        "last 5 minutes (over 2%).",
     ),
     AlertSpec(
         uid="platform-agent-p95-latency",
@@ -53,29 +56,32 @@ ALERTS: tuple[AlertSpec, ...] = (
         sql=alert_query("dau_drop"),
         op="gt",
         threshold=0.2,
-        for_="0s",  # compares two finished days: no need to wait
-        summary="Yesterday's DAU is {{ humanizePercentage $values.B.Value }} below the day before.",
-        lookback_s=3 * 86400,
+        for_="0s",  # two 24-hour windows: a drop is already a day's worth
+        summary="Users of {{ $labels.workspace_id }} in the last 24 hours are {{ humanizePercentage $values.B.Value }} "
+        "fewer than in the 24 hours before.",
+        lookback_s=2 * 86400,
     ),
     AlertSpec(
-        uid="platform-agent-no-data",
-        title="No agent events for 5 minutes",
-        sql=alert_query("agent_no_data"),
+        uid="platform-signal-no-data",
+        title="No data from a signal for 5 minutes",
+        sql=alert_query("signal_no_data"),
         op="lt",
         threshold=1,
         for_="0s",  # the query window already is the 5 minutes
-        summary="No agent event has arrived in ClickHouse for 5 minutes (collector, Kafka or ingestion down?).",
-        no_data_state="Alerting",
+        summary="No {{ $labels.signal }} from {{ $labels.service }} for 5 minutes, after data in the last day "
+        "(the sender, the collector, Kafka or ingestion is down?).",
+        no_data_state="Alerting",  # no row at all: nothing arrived from any signal for a day
     ),
     AlertSpec(
         uid="platform-cost-spike",
-        title="LLM cost per minute above 3x its 7-day baseline",
+        title="LLM cost per minute above 3x its 7-day baseline for the hour",
         sql=alert_query("cost_spike"),
         op="gt",
         threshold=3,
         for_="5m",
-        summary="LLM spend per minute is {{ $values.B.Value }}x its 7-day average.",
-        lookback_s=7 * 86400 + 600,
+        summary="LLM spend per minute of {{ $labels.workspace_id }} is {{ $values.B.Value }}x its average in the same "
+        "hour of the last 7 days.",
+        lookback_s=8 * 86400,
     ),
     *HEALTH_ALERTS,
 )

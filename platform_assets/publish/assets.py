@@ -13,7 +13,7 @@ from typing import Any
 from dagster import AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from platform_assets.core.resources import ClickHouseResource
-from platform_assets.publish import alerts
+from platform_assets.publish import alerts, notifications
 from platform_assets.publish.checks import dashboard_key
 from platform_assets.publish.dashboards import DASHBOARDS, build_dashboard
 from platform_assets.publish.datasource import datasource_body
@@ -129,7 +129,17 @@ def grafana_alert_rules(grafana: GrafanaResource) -> MaterializeResult:
     with grafana.client() as client:
         actions = {r["uid"]: client.upsert_alert_rule(r)["action"] for r in rules}
         client.set_rule_group_interval(alerts.FOLDER_UID, alerts.RULE_GROUP, 60)  # rules evaluate every minute
+        meta.update(_publish_notifications(client, grafana.alert_webhook_url))
     return MaterializeResult(metadata={**meta, "published": True, "actions": MetadataValue.json(actions)})
+
+
+def _publish_notifications(client: Any, webhook_url: str | None) -> dict[str, Any]:
+    """The webhook contact point and its route in the policy tree, when ALERT_WEBHOOK_URL is set."""
+    if not webhook_url:
+        return {"contact_point": f"not published: {notifications.WEBHOOK_URL_ENV} is not set"}
+    point = client.upsert_contact_point(notifications.contact_point(webhook_url))
+    client.put_policy_tree(notifications.merged_policy_tree(client.get_policy_tree()))
+    return {"contact_point": f"{point['uid']} ({point['action']})", "policy_route": "team=data-platform"}
 
 
 def build_publish_assets() -> list[AssetsDefinition]:

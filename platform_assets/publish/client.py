@@ -2,7 +2,8 @@
 
 Every call has a timeout; every failure raises ``GrafanaError`` naming the step, the HTTP
 status and Grafana's message. Endpoints (Grafana 10/11): /api/folders, /api/datasources,
-/api/dashboards/db, /api/dashboards/uid, /api/v1/provisioning/alert-rules and rule groups.
+/api/dashboards/db, /api/dashboards/uid, /api/v1/provisioning/alert-rules and rule groups,
+/api/v1/provisioning/contact-points and /api/v1/provisioning/policies.
 """
 
 from __future__ import annotations
@@ -132,6 +133,24 @@ class GrafanaClient:
         current = self.request("GET", path, what).json()
         body = {**current, "interval": interval_s}
         return self.request("PUT", path, what, json=body).json()
+
+    # Contact points and notification policies -------------------------------------------
+    def upsert_contact_point(self, point: dict[str, Any]) -> dict[str, Any]:
+        """Creates or replaces the contact point by uid (provisioning API; Grafana answers 202)."""
+        uid = point["uid"]
+        what = f"contact point {uid!r}"
+        found = self.request("GET", "/api/v1/provisioning/contact-points", what).json()
+        if any(p.get("uid") == uid for p in found):
+            self.request("PUT", f"/api/v1/provisioning/contact-points/{uid}", what, ok=(200, 202), json=point)
+            return {**point, "action": "updated"}
+        self.request("POST", "/api/v1/provisioning/contact-points", what, ok=(200, 201, 202), json=point)
+        return {**point, "action": "created"}
+
+    def get_policy_tree(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/provisioning/policies", "notification policy tree").json()
+
+    def put_policy_tree(self, tree: dict[str, Any]) -> None:
+        self.request("PUT", "/api/v1/provisioning/policies", "notification policy tree", ok=(200, 202), json=tree)
 
 
 def _body(resp: requests.Response) -> Any:

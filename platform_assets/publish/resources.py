@@ -23,6 +23,7 @@ class GrafanaResource(ConfigurableResource):
         Setting("datasource_host", "GRAFANA_CLICKHOUSE_HOST", required=False),
         Setting("datasource_port", "GRAFANA_CLICKHOUSE_PORT", int, required=False),
         Setting("files_dir", "GRAFANA_FILES_DIR", required=False, secret=False),
+        Setting("alert_webhook_url", "ALERT_WEBHOOK_URL", required=False),  # may carry a token: secret
     )
 
     url: str | None = Field(default=None, description="Grafana base URL; unset: only generate files")
@@ -35,6 +36,10 @@ class GrafanaResource(ConfigurableResource):
     datasource_port: int | None = Field(default=None, description="ClickHouse native port as Grafana sees it")
     files_dir: str | None = Field(
         default=None, description="where the assets write the generated files; default docker/grafana of the project"
+    )
+
+    alert_webhook_url: str | None = Field(
+        default=None, description="URL the alerts' webhook contact point posts to; unset: no contact point published"
     )
 
     @property

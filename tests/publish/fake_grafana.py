@@ -29,6 +29,12 @@ class FakeGrafana:
         self.dashboards: dict[str, dict[str, Any]] = {}
         self.rules: dict[str, dict[str, Any]] = {}
         self.group_intervals: dict[tuple[str, str], int] = {}
+        self.contact_points: dict[str, dict[str, Any]] = {}
+        # a new Grafana's tree: everything goes to the default e-mail contact point
+        self.policy_tree: dict[str, Any] = {
+            "receiver": "grafana-default-email",
+            "group_by": ["grafana_folder", "alertname"],
+        }
         self.requests: list[tuple[str, str]] = []
         self._ids = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -171,6 +177,41 @@ class FakeGrafana:
         self.group_intervals[(folder, group)] = int(body["interval"])
         return self.get_group(None, folder, group)
 
+    def list_contact_points(self, _body: Any) -> tuple[int, Any]:
+        return 200, list(self.contact_points.values())
+
+    def create_contact_point(self, body: Any) -> tuple[int, Any]:
+        if not body.get("name") or not body.get("type") or not isinstance(body.get("settings"), dict):
+            return 400, {"message": "contact point needs name, type and settings"}
+        if body["type"] == "webhook" and not body["settings"].get("url"):
+            return 400, {"message": "webhook contact point: url is required"}
+        uid = body.get("uid") or f"cp{self._next_id()}"
+        if uid in self.contact_points:
+            return 409, {"message": "contact point with the same uid already exists"}
+        self.contact_points[uid] = {**body, "uid": uid, "provenance": "api"}
+        return 202, self.contact_points[uid]
+
+    def update_contact_point(self, body: Any, uid: str) -> tuple[int, Any]:
+        if uid not in self.contact_points:
+            return 404, {"message": "contact point not found"}
+        self.contact_points[uid] = {**body, "uid": uid, "provenance": "api"}
+        return 202, {"message": "contactpoint updated"}
+
+    def get_policies(self, _body: Any) -> tuple[int, Any]:
+        return 200, self.policy_tree
+
+    def put_policies(self, body: Any) -> tuple[int, Any]:
+        names = {p["name"] for p in self.contact_points.values()} | {"grafana-default-email"}
+
+        def receivers(route: dict[str, Any]) -> list[str]:
+            return [route.get("receiver", ""), *(r for sub in route.get("routes") or [] for r in receivers(sub))]
+
+        unknown = [r for r in receivers(body) if r and r not in names]
+        if not body.get("receiver") or unknown:
+            return 400, {"message": f"invalid policy tree: unknown receiver(s) {unknown} or no root receiver"}
+        self.policy_tree = body
+        return 202, {"message": "policies updated"}
+
     routes = (
         (r"GET /api/folders/([\w-]+)", get_folder),
         (r"POST /api/folders", create_folder),
@@ -185,6 +226,11 @@ class FakeGrafana:
         (r"PUT /api/v1/provisioning/alert-rules/([\w-]+)", update_rule),
         (r"GET /api/v1/provisioning/folder/([\w-]+)/rule-groups/([\w-]+)", get_group),
         (r"PUT /api/v1/provisioning/folder/([\w-]+)/rule-groups/([\w-]+)", put_group),
+        (r"GET /api/v1/provisioning/contact-points", list_contact_points),
+        (r"POST /api/v1/provisioning/contact-points", create_contact_point),
+        (r"PUT /api/v1/provisioning/contact-points/([\w-]+)", update_contact_point),
+        (r"GET /api/v1/provisioning/policies", get_policies),
+        (r"PUT /api/v1/provisioning/policies", put_policies),
     )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -22,10 +22,10 @@ pytestmark = pytest.mark.unit
 CLICKHOUSE = ClickHouseResource(host="clickhouse", http_port=8123, tcp_port=9000, username="platform", password="x")
 
 
-def resources(target, tmp_path) -> dict:
+def resources(target, tmp_path, **extra: str) -> dict:
     grafana = GrafanaResource(
         url=target["url"], token=target["token"], clickhouse_user="grafana", clickhouse_password="pw",
-        files_dir=str(tmp_path),
+        files_dir=str(tmp_path), **extra,
     )  # fmt: skip
     return {"grafana": grafana, "clickhouse": CLICKHOUSE}
 
@@ -159,3 +159,32 @@ def test_unreachable_grafana_fails_fast_with_its_url() -> None:
     with GrafanaClient("http://127.0.0.1:9", "t", timeout=(1.0, 1.0)) as client, pytest.raises(GrafanaError) as e:
         client.ensure_folder("x", "x")
     assert "unreachable" in str(e.value) and "127.0.0.1:9" in str(e.value)
+
+
+def test_contact_point_and_policy_route_published_keeping_other_routes(grafana_target, grafana_client, tmp_path):
+    """With ALERT_WEBHOOK_URL set, the webhook contact point exists with that URL and the policy
+    tree routes team=data-platform to it; a route someone else added stays, and a re-run does not
+    add the route twice."""
+    other_route = {"receiver": "grafana-default-email", "object_matchers": [["team", "=", "billing"]]}
+    tree = grafana_client.get_policy_tree()
+    grafana_client.put_policy_tree({**tree, "routes": [*(tree.get("routes") or []), other_route]})
+    url = f"https://hooks.example.test/platform/{uuid.uuid4().hex[:8]}"
+    res = resources(grafana_target, tmp_path, alert_webhook_url=url)
+    for attempt in ("created", "updated"):
+        result = run(res)
+        assert result.success
+        assert meta(result, "grafana__alert_rules")["contact_point"] == f"platform-webhook ({attempt})"
+    points = grafana_client.request("GET", "/api/v1/provisioning/contact-points", "list").json()
+    (point,) = [p for p in points if p["uid"] == "platform-webhook"]
+    assert point["type"] == "webhook" and point["settings"]["url"] == url
+    routes = grafana_client.get_policy_tree()["routes"]
+    ours = [r for r in routes if r.get("object_matchers") == [["team", "=", "data-platform"]]]
+    assert len(ours) == 1 and ours[0]["receiver"] == "platform-webhook"
+    assert other_route in routes
+    assert all(r["labels"]["team"] == "data-platform" for r in alerts.alert_rules()), "every rule is routed"
+
+
+def test_without_webhook_url_no_contact_point_is_published(grafana_target, tmp_path) -> None:
+    result = run(resources(grafana_target, tmp_path))
+    assert result.success
+    assert "ALERT_WEBHOOK_URL is not set" in meta(result, "grafana__alert_rules")["contact_point"]

@@ -1,4 +1,5 @@
 SELECT service, sum(errors) / sum(calls) AS error_rate
-FROM marts.mart_agent_metrics_1m
+FROM rollups.llm_calls_1m
 WHERE minute >= now() - INTERVAL 5 MINUTE
 GROUP BY service
+HAVING sum(calls) >= 10

@@ -1,4 +1,5 @@
-SELECT model, sum(p95_latency_ms * calls) / sum(calls) AS p95_ms
-FROM marts.mart_agent_metrics_1m
+SELECT model, quantilesDDMerge(0.005, 0.5, 0.95, 0.99)(latency_ms)[2] AS p95_ms
+FROM rollups.llm_calls_1m
 WHERE minute >= now() - INTERVAL 5 MINUTE
 GROUP BY model
+HAVING sum(calls) >= 10
