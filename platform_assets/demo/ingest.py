@@ -83,8 +83,12 @@ def ingest_summary(
                 "WHERE database = 'kafka_queue' GROUP BY table"
             ).result_rows
         }
+    rollups = rollup_counts(clickhouse)
     return {
         "simulated": record.to_json(),
+        # Rows of today in each raw table and what its streaming rollup counted (equal unless Kafka
+        # redelivered a message: the rollups count every landed row, the marts dedupe).
+        "rollups_today": rollups,
         # OpenTelemetry SDK programs sending traces, metrics and logs over both protocols.
         "otel_programs": otel,
         "messages_sent": expected,
@@ -102,6 +106,25 @@ def ingest_summary(
         and dead == sum(POISON.values())
         and all(p["rows_landed"] == p["rows_sent"] for p in otel),
     }
+
+
+ROLLUP_COUNTS = {  # raw table and time column: rollup table and count column
+    ("raw.spans", "start_time"): ("rollups.spans_1m", "spans"),
+    ("raw.agent_events", "occurred_at"): ("rollups.agent_events_1m", "events"),
+    ("raw.product_events", "occurred_at"): ("rollups.product_events_1m", "events"),
+    ("raw.otel_logs", "Timestamp"): ("rollups.logs_1m", "records"),
+}
+
+
+def rollup_counts(clickhouse: ClickHouseResource) -> dict[str, dict[str, int]]:
+    """Today's rows per raw table against the sum its rollup holds for today (UTC)."""
+    out = {}
+    with clickhouse.client() as ch:
+        for (raw, column), (rollup, count) in ROLLUP_COUNTS.items():
+            raw_rows = ch.query(f"SELECT count() FROM {raw} WHERE {column} >= toStartOfDay(now('UTC'))")
+            rolled = ch.query(f"SELECT sum({count}) FROM {rollup} WHERE minute >= toStartOfDay(now('UTC'))")
+            out[raw] = {"raw_rows": int(raw_rows.result_rows[0][0]), "rollup_count": int(rolled.result_rows[0][0])}
+    return out
 
 
 # (protocol, attribute style): gRPC with the semantic-convention names, HTTP with the common others.

@@ -105,6 +105,10 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
         "otlp_logs": 0,
         "otlp_metrics": 0,
     }
+    # The streaming rollups counted every row of today that landed in raw (no redelivery here).
+    assert set(ingest["rollups_today"]) == {"raw.spans", "raw.agent_events", "raw.product_events", "raw.otel_logs"}
+    for table, counts in ingest["rollups_today"].items():
+        assert counts["raw_rows"] > 0 and counts["rollup_count"] == counts["raw_rows"], (table, counts)
     # One ClickHouse consumer per partition, each holding one (spans 6 partitions, the others 3).
     assert ingest["kafka_layout"] == {
         "agent_events": {"partitions": 3, "partitions_per_consumer": [1, 1, 1]},
