@@ -1,14 +1,18 @@
 """Reads consumer lag: broker watermarks, the ClickHouse group's committed offsets, and
-``system.kafka_consumers`` (last exception, last poll, rebalances)."""
+``system.kafka_consumers`` (last exception, last poll, rebalances); records each observation in
+``ops.kafka_consumer_lag`` (clickhouse_ddl/011), the lag's history."""
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import datetime
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from platform_assets.core.resources import ClickHouseResource, KafkaResource
+from platform_assets.core.sql import load
 from platform_assets.ingest.lag import PartitionLag, TopicLag
 
 TIMEOUT_S = 10
@@ -97,3 +101,32 @@ def read_lag(
         error = lag.error or ch_error or missing
         out.append(TopicLag(lag.topic, lag.group, lag.partitions, consumer, error))
     return out
+
+
+def lag_rows(lags: list[TopicLag], observed_at: datetime) -> list[dict[str, Any]]:
+    """One ``ops.kafka_consumer_lag`` row per topic and partition (committed -1: nothing committed)."""
+    at = observed_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return [
+        {
+            "observed_at": at,
+            "topic": lag.topic,
+            "consumer_group": lag.group,
+            "partition": p.partition,
+            "high_watermark": p.high_watermark,
+            "committed": -1 if p.committed is None else p.committed,
+            "lag": p.lag,
+        }
+        for lag in lags
+        for p in lag.partitions
+    ]
+
+
+def record_lag(clickhouse: ClickHouseResource, lags: list[TopicLag], observed_at: datetime, context: Any = None) -> int:
+    """Every partition's observation of one tick into ``ops.kafka_consumer_lag``, in one INSERT;
+    returns the rows written (0 and no query when no topic has partitions). ``observed_at`` in UTC."""
+    rows = lag_rows(lags, observed_at)
+    if rows:
+        text = "\n".join(json.dumps(r) for r in rows)
+        with clickhouse.client(context) as client:
+            client.command(load(__file__, "record_consumer_lag.sql"), parameters={"rows": text})
+    return len(rows)

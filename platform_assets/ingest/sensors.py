@@ -1,6 +1,8 @@
-"""Ingestion sensor: consumer lag per topic and partition, as observations on the raw tables."""
+"""Ingestion sensor: consumer lag per topic and partition, as observations on the raw tables and
+as rows of ``ops.kafka_consumer_lag`` (its history, for the health dashboard and alert rules)."""
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from dagster import (
@@ -17,7 +19,7 @@ from platform_assets.core.keys import raw_key
 from platform_assets.core.resources import ClickHouseResource, KafkaResource
 from platform_assets.ingest.assets import RAW_SPECS
 from platform_assets.ingest.lag import evaluate
-from platform_assets.ingest.monitor import read_lag
+from platform_assets.ingest.monitor import read_lag, record_lag
 from platform_assets.ingest.resources import IngestResource
 from platform_assets.ingest.topics import CONSUMED
 
@@ -28,7 +30,8 @@ from platform_assets.ingest.topics import CONSUMED
     default_status=DefaultSensorStatus.RUNNING,
     asset_selection=[s.key for s in RAW_SPECS],
     description="Broker high watermark minus ClickHouse's committed offset per topic and partition, plus "
-    "system.kafka_consumers; fails the consumer_lag check past the threshold or when a consumer is stuck.",
+    "system.kafka_consumers, recorded in ops.kafka_consumer_lag; fails the consumer_lag check past the "
+    "threshold or when a consumer is stuck.",
 )
 def ingest_consumer_lag_sensor(
     context: SensorEvaluationContext, kafka: KafkaResource, clickhouse: ClickHouseResource, ingest: IngestResource
@@ -36,7 +39,9 @@ def ingest_consumer_lag_sensor(
     state = json.loads(context.cursor) if context.cursor else {}
     events: list[AssetObservation | AssetCheckEvaluation] = []
     lines, new_state = [], {}
-    for lag in read_lag(kafka, clickhouse, [t.name for t in CONSUMED], context):
+    observed_at = datetime.now(UTC)
+    lags = read_lag(kafka, clickhouse, [t.name for t in CONSUMED], context)
+    for lag in lags:
         topic = next(t for t in CONSUMED if t.name == lag.topic)
         before = state.get(lag.topic, {})
         verdict = evaluate(
@@ -78,4 +83,9 @@ def ingest_consumer_lag_sensor(
         parts = ", ".join(f"p{p.partition}={p.lag}" for p in lag.partitions)
         status = "FLAGGED " + "; ".join(verdict.reasons) if verdict.flagged else "ok"
         lines.append(f"{lag.topic}: lag {lag.total} ({parts}) {status}")
+    try:
+        record_lag(clickhouse, lags, observed_at, context)
+    except Exception as exc:  # noqa: BLE001 - the history is lost for this tick; the figures and checks are not
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        context.log.warning(f"consumer lag not recorded in ops.kafka_consumer_lag: {first}")
     return SensorResult(skip_reason=" | ".join(lines), asset_events=events, cursor=json.dumps(new_state))

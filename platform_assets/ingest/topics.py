@@ -23,10 +23,11 @@ HOUR_MS = 3_600_000
 class Topic:
     name: str
     description: str
-    raw_table: str | None  # the raw.* table its ClickHouse consumer fills (None: no consumer yet)
-    partitions_var: str  # the setting with its partition count
+    raw_table: str | None  # the raw.* table its ClickHouse consumer fills (None: none, or see ops_table)
+    partitions_var: str  # the setting with its partition count ("": none, always the default)
     default_partitions: int
     compression: str  # the topic's compression.type (why: docs/ingest.md, "Topics")
+    ops_table: str | None = None  # the ops.* table its ClickHouse consumer fills (monitoring, no raw asset)
 
 
 # Compression, measured on the simulator's messages (docs/ingest.md): zstd stores spans at 8.2x
@@ -79,8 +80,23 @@ TOPICS = (
         3,
         "zstd",
     ),
+    # Each collector worker's counter increases (refusals, rejections, accepted items), one JSON
+    # row per worker every COLLECTOR_STATS_INTERVAL_S (default 10 s): a few messages a minute, so
+    # one partition (no setting), and lz4 like the event topics (the rows are tiny either way).
+    Topic(
+        "collector_stats",
+        "collector workers' counter increases, one JSON row per worker per interval",
+        None,
+        "",
+        1,
+        "lz4",
+        ops_table="collector_stats",
+    ),
 )
+# Topics whose ClickHouse consumer fills a raw table (an asset with a consumer_lag check).
 CONSUMED = tuple(t for t in TOPICS if t.raw_table)
+# Every topic a ClickHouse Kafka table reads: the raw ones and the ops (monitoring) ones.
+KAFKA_TABLES = tuple(t for t in TOPICS if t.raw_table or t.ops_table)
 
 LEGACY_PARTITIONS_VAR = "INGEST_TOPIC_PARTITIONS"  # the earlier single setting: still the events default
 DEFAULT_RETENTION_HOURS = 48
@@ -106,9 +122,12 @@ def partitions(topic: Topic, env: Mapping[str, str] | None = None) -> int:
     """The topic's ``partitions_var``: ``INGEST_PARTITIONS_SPANS`` (default 6),
     ``INGEST_PARTITIONS_LOGS`` and ``INGEST_PARTITIONS_METRICS`` (default 3 each) or
     ``INGEST_PARTITIONS_EVENTS`` (default ``INGEST_TOPIC_PARTITIONS``, else 3). ClickHouse runs
-    one consumer per partition, so this is also the topic's consumer parallelism."""
+    one consumer per partition, so this is also the topic's consumer parallelism. A topic without
+    a setting (``collector_stats``) keeps its default."""
     e = _env(env)
     default = topic.default_partitions
+    if not topic.partitions_var:
+        return default
     if topic.partitions_var == "INGEST_PARTITIONS_EVENTS":
         default = _int(e, LEGACY_PARTITIONS_VAR, default)
     return _int(e, topic.partitions_var, default)

@@ -12,6 +12,7 @@ from typing import Any
 
 from dagster import AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
+from platform_assets.core.keys import SCHEMA_KEY
 from platform_assets.core.resources import ClickHouseResource
 from platform_assets.publish import alerts, notifications
 from platform_assets.publish.checks import dashboard_key
@@ -31,11 +32,17 @@ NOT_PUBLISHED = "GRAFANA_URL is not set: generated only, nothing published"
 
 
 def mart_deps(sqls: list[str]) -> list[AssetKey]:
-    """AssetKey(["marts", <model>]) for every marts.<model> the SQL reads."""
+    """What the SQL reads, as assets: marts.<model> and staging.model_prices (dbt), and the
+    clickhouse/schema asset for the rollups.* tables (its DDL creates them and the views that fill them)."""
     import re
 
     names = sorted({m for sql in sqls for m in re.findall(r"\bmarts\.(\w+)", sql)})
-    return [AssetKey(["marts", name]) for name in names]
+    keys = [AssetKey(["marts", name]) for name in names]
+    if any("staging.model_prices" in sql for sql in sqls):
+        keys.append(AssetKey(["staging", "model_prices"]))
+    if any(re.search(r"\brollups\.", sql) for sql in sqls):
+        keys.append(SCHEMA_KEY)
+    return keys
 
 
 def _unpublished(extra: dict[str, Any] | None = None) -> MaterializeResult:

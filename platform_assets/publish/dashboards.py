@@ -118,7 +118,7 @@ def build_dashboard(spec: DashboardSpec) -> dict[str, Any]:
         .tags(list(spec.tags))
         .timezone("utc")  # the marts' days are UTC days
         .time(spec.time_from, "now")
-        .refresh("5m")  # the intraday marts are rebuilt every 5 minutes
+        .refresh("5m")  # the rollups are live; the histogram marts are rebuilt every 5 minutes
         .tooltip(DashboardCursorSync.CROSSHAIR)
         .timepicker(TimePicker().refresh_intervals(["1m", "5m", "15m", "1h"]))
         .readonly()  # changed in the repository, not in the UI

@@ -2,7 +2,9 @@
 
 Latency by route (http.server.request.duration) and by model (gen_ai.client.operation.duration),
 success rate by route, tokens per minute split by an attribute the viewer picks, log volume by
-severity and the latest error records with a link to their trace.
+severity and the latest error records with a link to their trace. Log volume reads the streaming
+rollup rollups.logs_1m for the recent window (yesterday and today, panels.RECENT_START) and
+mart_log_volume_1m before it; the histogram marts are still rebuilt every 5 minutes.
 
 Percentiles are never averaged: each panel sums the minute marts' bucket counts over its time
 bucket (only rows with the same bucket bounds, which stay part of the grouping) and estimates
@@ -17,12 +19,24 @@ A separate dashboard rather than rows on the agent or health ones: the data is a
 
 from __future__ import annotations
 
-from platform_assets.publish.panels import IN_WORKSPACE, DashboardSpec, PanelSpec, TraceLink, VariableSpec
+from platform_assets.publish.panels import (
+    BUCKET_MINUTES,
+    IN_WORKSPACE,
+    RANGE_BEFORE_RECENT,
+    RANGE_IN_RECENT,
+    DashboardSpec,
+    PanelSpec,
+    TraceLink,
+    VariableSpec,
+    before_recent,
+    recent_minutes,
+)
 
 ROUTES = "marts.mart_route_latency_1m"
 MODELS = "marts.mart_llm_latency_1m"
 TOKENS = "marts.mart_token_usage_1m"
 LOGS = "marts.mart_log_volume_1m"
+LOGS_ROLLUP = "rollups.logs_1m"  # the recent window's log volume (panels.RECENT_START)
 ERROR_LOGS = "marts.fct_error_logs"
 TRACE_SPANS = "marts.fct_error_trace_spans"
 _MINUTES = "$__timeFilter(minute)"
@@ -127,13 +141,8 @@ ORDER BY time""",
         title="Tokens per minute by ${token_attribute:text}",
         kind="timeseries",
         format="time_series",
-        # tokens per minute whatever the bucket: the bucket's sum over its length in minutes. The
-        # length is not a macro: it is what $__timeInterval takes off a bucket start minus 1 s.
-        sql=f"""SELECT time, series, tokens / (
-    SELECT dateDiff('second', $__timeInterval(before), probe) / 60
-    FROM (SELECT $__timeInterval(instant) AS probe, probe - 1 AS before
-          FROM (SELECT toDateTime('2030-01-01 00:00:00', 'UTC') AS instant))
-) AS tokens_per_minute
+        # tokens per minute whatever the bucket: the bucket's sum over its length in minutes
+        sql=f"""SELECT time, series, tokens / {BUCKET_MINUTES} AS tokens_per_minute
 FROM (
     SELECT $__timeInterval(minute) AS time,
            if({TOKEN_ATTRIBUTE} = '{ALL}', model,
@@ -156,14 +165,28 @@ ORDER BY time""",
         title="Log records by severity",
         kind="timeseries",
         format="time_series",
-        sql=f"""SELECT $__timeInterval(minute) AS time, severity, sum(records) AS records
+        # Two halves split at the recent window, merged per bucket (a bucket across the split is one point).
+        sql=f"""SELECT time, severity, sum(n) AS records
+FROM (
+SELECT $__timeInterval(minute) AS time, severity, sum(records) AS n
+FROM {LOGS_ROLLUP}
+WHERE {RANGE_IN_RECENT} AND {recent_minutes()} AND {IN_WORKSPACE}
+GROUP BY time, severity
+UNION ALL
+SELECT $__timeInterval(minute) AS time, severity, sum(records) AS n
 FROM {LOGS}
-WHERE {_MINUTES} AND {IN_WORKSPACE}
+WHERE {RANGE_BEFORE_RECENT} AND {before_recent("minute")} AND {IN_WORKSPACE}
+GROUP BY time, severity
+)
 GROUP BY time, severity
 ORDER BY time""",
         source=LOGS,
-        rows_filter=_MINUTES,
-        description="Deduplicated OpenTelemetry log records per time bucket; severity from SeverityNumber ranges.",
+        rows_filter=before_recent("minute"),
+        recent_source=LOGS_ROLLUP,
+        recent_rows_filter=recent_minutes(),
+        description="OpenTelemetry log records per time bucket; severity from SeverityNumber ranges. Today and "
+        "yesterday (UTC) from the streaming rollup (counted as they land: a redelivered record counts twice "
+        "until the day's mart replaces it), earlier days from the deduplicated mart.",
     ),
     PanelSpec(
         key="recent_error_logs",
@@ -204,7 +227,8 @@ WORKSPACE_VARIABLE = VariableSpec(
     sql=f"""SELECT DISTINCT workspace_id FROM (
     SELECT workspace_id FROM {ROUTES} WHERE {_MINUTES}
     UNION ALL SELECT workspace_id FROM {MODELS} WHERE {_MINUTES}
-    UNION ALL SELECT workspace_id FROM {LOGS} WHERE {_MINUTES}
+    UNION ALL SELECT workspace_id FROM {LOGS} WHERE {RANGE_BEFORE_RECENT} AND {before_recent("minute")}
+    UNION ALL SELECT workspace_id FROM {LOGS_ROLLUP} WHERE {RANGE_IN_RECENT} AND {recent_minutes()}
 )
 ORDER BY workspace_id""",
 )

@@ -1,14 +1,35 @@
-"""Product analytics dashboard: active users, signup funnel, retention, sessions, orders, MRR."""
+"""Product analytics dashboard: active users, signup funnel, retention, sessions, orders, MRR.
+
+The daily marts serve finished days (and today as of the last hourly run); two live panels read
+the streaming rollup rollups.product_events_1m: today's active users and events per minute by
+type over the recent window (panels.RECENT_START: yesterday and today, UTC).
+"""
 
 from __future__ import annotations
 
-from platform_assets.publish.panels import IN_WORKSPACE, WORKSPACE, DashboardSpec, PanelSpec, VariableSpec
+from platform_assets.publish.panels import (
+    BUCKET_MINUTES,
+    IN_WORKSPACE,
+    RANGE_IN_RECENT,
+    WORKSPACE,
+    DashboardSpec,
+    PanelSpec,
+    VariableSpec,
+    recent_minutes,
+)
+
+ROLLUP = "rollups.product_events_1m"
+_TODAY = "minute >= toStartOfDay(now('UTC'))"  # the current UTC day, whatever the server's time zone
 
 WORKSPACE_VARIABLE = VariableSpec(
     name="workspace",
     label="Workspace",
-    sql="SELECT DISTINCT workspace_id FROM marts.mart_active_users_daily "
-    "WHERE workspace_id != '__all__' AND $__dateFilter(day) ORDER BY workspace_id",
+    sql=f"""SELECT DISTINCT workspace_id FROM (
+    SELECT workspace_id FROM marts.mart_active_users_daily WHERE workspace_id != '__all__' AND $__dateFilter(day)
+    UNION ALL
+    SELECT workspace_id FROM {ROLLUP} WHERE {RANGE_IN_RECENT} AND {recent_minutes()}
+)
+ORDER BY workspace_id""",
 )
 
 _DAY = "$__dateFilter(day)"
@@ -39,6 +60,39 @@ WHERE {_DAY} AND workspace_id = {WORKSPACE}""",
         rows_filter=f"{_DAY} AND workspace_id = '__all__'",
         unit="percentunit",
         width=8,
+    ),
+    PanelSpec(
+        key="active_users_live",
+        title="Active users today (live)",
+        kind="stat",
+        sql=f"""SELECT uniqCombined64Merge(users) AS active_users
+FROM {ROLLUP}
+WHERE {_TODAY} AND {IN_WORKSPACE}""",
+        source=ROLLUP,
+        rows_filter=_TODAY,
+        description="Distinct users with a product event since 00:00 UTC, from the streaming rollup "
+        "(uniqCombined64: within about 1 %), whatever the time range.",
+        width=6,
+    ),
+    PanelSpec(
+        key="events_per_minute_live",
+        title="Product events per minute by type (live)",
+        kind="timeseries",
+        format="time_series",
+        sql=f"""SELECT time, event_type, events / {BUCKET_MINUTES} AS events_per_minute
+FROM (
+    SELECT $__timeInterval(minute) AS time, event_type, sum(events) AS events
+    FROM {ROLLUP}
+    WHERE {RANGE_IN_RECENT} AND {recent_minutes()} AND {IN_WORKSPACE}
+    GROUP BY time, event_type
+)
+ORDER BY time""",
+        source=ROLLUP,
+        rows_filter=recent_minutes(),
+        unit="short",
+        description="Events per minute of each time bucket, today and yesterday (UTC) only: from the streaming "
+        "rollup, counted as they land (the daily marts keep the deduplicated days).",
+        width=18,
     ),
     PanelSpec(
         key="signup_funnel",

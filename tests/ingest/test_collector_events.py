@@ -113,6 +113,7 @@ def test_collector_settings_come_from_its_table():
         ("attributes_delete", "COLLECTOR_ATTRIBUTES_DELETE", False),
         ("attributes_hash", "COLLECTOR_ATTRIBUTES_HASH", False),
         ("log_body_redact", "COLLECTOR_LOG_BODY_REDACT", False),
+        ("stats_interval_s", "COLLECTOR_STATS_INTERVAL_S", False),
     ]
     cfg = CollectorConfig.from_env(GOOD_ENV)
     assert cfg.bootstrap_servers == "127.0.0.1:9092"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from platform_assets.ingest.topics import CONSUMED, partitions
+from platform_assets.ingest.topics import KAFKA_TABLES, partitions
 from platform_assets.ops.ddl import (
     BROKER_POOL_SETTING,
     DDL_DIR,
@@ -24,10 +24,11 @@ pytestmark = pytest.mark.unit
 
 def test_every_consumed_topic_sizes_its_kafka_table_from_its_partitions():
     files = discover(DDL_DIR)
-    assert consumer_topics(files) == sorted(t.name for t in CONSUMED)
-    variables, warnings = consumer_variables({t.name: partitions(t, {}) for t in CONSUMED})
+    assert consumer_topics(files) == sorted(t.name for t in KAFKA_TABLES)
+    variables, warnings = consumer_variables({t.name: partitions(t, {}) for t in KAFKA_TABLES})
     assert variables == {
         "kafka_consumers_agent_events": "3",
+        "kafka_consumers_collector_stats": "1",
         "kafka_consumers_otlp_logs": "3",
         "kafka_consumers_otlp_metrics": "3",
         "kafka_consumers_otlp_spans": "6",
@@ -42,7 +43,7 @@ def test_every_consumed_topic_sizes_its_kafka_table_from_its_partitions():
             topic = re.search(r"kafka_topic_list = '(\w+)'", text)
             if topic:
                 final[topic.group(1)] = text
-    assert sorted(final) == sorted(t.name for t in CONSUMED)
+    assert sorted(final) == sorted(t.name for t in KAFKA_TABLES)
     for topic, text in final.items():
         n = variables[f"kafka_consumers_{topic}"]
         assert f"kafka_num_consumers = {n}," in text and "kafka_thread_per_consumer = 1," in text, topic
@@ -60,9 +61,9 @@ def test_consumers_are_capped_and_a_missing_topic_is_an_error():
 def test_both_server_configs_run_every_default_consumer_at_once():
     """The embedded stack's and the docker ClickHouse config's broker pool is at least the consumers
     the Kafka tables get at the default partitions (else some consumers wait: pool_warning)."""
-    variables, _ = consumer_variables({t.name: partitions(t, {}) for t in CONSUMED})
+    variables, _ = consumer_variables({t.name: partitions(t, {}) for t in KAFKA_TABLES})
     consumers = sum(int(v) for v in variables.values())
-    assert consumers == 18
+    assert consumers == 19
     root = DDL_DIR.parent
     for config in ("platform_assets/stack/templates/clickhouse-config.xml", "docker/clickhouse/config.d/platform.xml"):
         match = re.search(rf"<{BROKER_POOL_SETTING}>(\d+)</", (root / config).read_text())

@@ -144,9 +144,10 @@ def test_each_kafka_table_has_one_consumer_per_partition(schema, kafka, clickhou
     thread for each consumer in the server's broker pool (the stack's config sets 32), each
     consumer holds exactly one partition."""
     meta = kafka.admin().list_topics(timeout=10).topics
-    names = ("agent_events", "product_events", "otlp_spans", "otlp_logs", "otlp_metrics")
+    names = ("agent_events", "product_events", "otlp_spans", "otlp_logs", "otlp_metrics", "collector_stats")
     want = {t: len(meta[t].partitions) for t in names}
-    assert want == {"agent_events": 3, "product_events": 3, "otlp_spans": 6, "otlp_logs": 3, "otlp_metrics": 3}
+    assert want == {"agent_events": 3, "product_events": 3, "otlp_spans": 6, "otlp_logs": 3, "otlp_metrics": 3,
+                    "collector_stats": 1}  # fmt: skip
     with clickhouse.client() as ch:
         pool = int(
             ch.query(

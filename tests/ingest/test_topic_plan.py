@@ -39,6 +39,7 @@ def test_defaults_are_the_laptop_settings():
         "otlp_spans": 6,
         "otlp_logs": 3,
         "otlp_metrics": 3,
+        "collector_stats": 1,
     }
     assert {s.replication_factor for s in specs.values()} == {1}
     assert specs["otlp_spans"].configs == {

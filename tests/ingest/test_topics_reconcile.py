@@ -23,7 +23,7 @@ SETTINGS = (
     "INGEST_RETENTION_HOURS",
     "INGEST_RETENTION_BYTES",
 )
-NAMES = ("agent_events", "product_events", "otlp_spans", "otlp_logs", "otlp_metrics")
+NAMES = ("agent_events", "product_events", "otlp_spans", "otlp_logs", "otlp_metrics", "collector_stats")
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +63,15 @@ def test_topics_are_created_then_grown_and_reconfigured_never_shrunk(own_kafka, 
     first = run(own_kafka)
     assert sorted(first["created_now"]) == sorted(NAMES)
     parts, configs = on_broker(own_kafka)
-    assert parts == {"agent_events": 3, "product_events": 3, "otlp_spans": 6, "otlp_logs": 3, "otlp_metrics": 3}
+    assert parts == {"agent_events": 3, "product_events": 3, "otlp_spans": 6, "otlp_logs": 3, "otlp_metrics": 3,
+                     "collector_stats": 1}  # fmt: skip
     assert {n: configs[n]["compression.type"] for n in NAMES} == {
         "agent_events": "lz4",
         "product_events": "lz4",
         "otlp_spans": "zstd",
         "otlp_logs": "zstd",
         "otlp_metrics": "zstd",
+        "collector_stats": "lz4",
     }
     for name in NAMES:
         assert configs[name]["retention.ms"] == str(48 * 3600 * 1000)
@@ -95,7 +97,8 @@ def test_topics_are_created_then_grown_and_reconfigured_never_shrunk(own_kafka, 
     settings.setenv("INGEST_RETENTION_HOURS", "24")
     second = run(own_kafka)
     parts, configs = on_broker(own_kafka)
-    assert parts == {"agent_events": 5, "product_events": 5, "otlp_spans": 6, "otlp_logs": 3, "otlp_metrics": 3}
+    assert parts == {"agent_events": 5, "product_events": 5, "otlp_spans": 6, "otlp_logs": 3, "otlp_metrics": 3,
+                     "collector_stats": 1}  # fmt: skip
     for name in NAMES:
         assert configs[name]["retention.ms"] == str(24 * 3600 * 1000)
         assert configs[name]["segment.ms"] == str(1800 * 1000)

@@ -12,7 +12,14 @@ import yaml
 from platform_assets.publish import alerts
 from platform_assets.publish.clickhouse_query import DATASOURCE_TYPE, DATASOURCE_UID
 from platform_assets.publish.dashboards import DASHBOARDS, all_dashboards
-from platform_assets.publish.generate import ALERTING_FILE, GRAFANA_DIR, generated_files, stale_files, write_files
+from platform_assets.publish.generate import (
+    ALERTING_FILE,
+    GRAFANA_DIR,
+    NOTIFICATIONS_FILE,
+    generated_files,
+    stale_files,
+    write_files,
+)
 from platform_assets.publish.macros import Expansion, MacroError, TimeRange, expand
 
 pytestmark = pytest.mark.unit
@@ -27,9 +34,18 @@ EXPECTED_RULE_UIDS = {
     "platform-agent-error-rate",
     "platform-agent-p95-latency",
     "platform-dau-drop",
-    "platform-agent-no-data",
+    "platform-signal-no-data",
     "platform-cost-spike",
+    "platform-health-mutations-backlog",
+    "platform-health-stuck-merge",
+    "platform-health-inactive-parts",
+    "platform-health-disk-use",
+    "platform-health-slow-queries",
+    "platform-health-kafka-consumer-exceptions",
+    "platform-health-collector-refusals",
+    "platform-health-consumer-lag",
 }
+LIVE_PANELS = {"active_users_live"}  # today (UTC) whatever the dashboard's range: no time macro
 
 
 def test_committed_files_equal_the_generation() -> None:
@@ -74,15 +90,19 @@ def test_every_panel_has_the_datasource_and_sql(uid: str) -> None:
         assert var["includeAll"] and var["allValue"] == "__all__"
 
 
-def test_product_and_agent_dashboards_have_the_workspace_variable_and_read_the_marts() -> None:
+def test_product_and_agent_dashboards_have_the_workspace_variable_and_read_marts_or_rollups() -> None:
     for spec in DASHBOARDS:
         if spec.uid == "platform-health":
             continue
         expected = ["workspace", "token_attribute"] if spec.uid == "platform-service-telemetry" else ["workspace"]
         assert [v.name for v in spec.variables] == expected
         for panel in spec.panels:
-            assert "marts." in panel.sql and panel.source.startswith("marts."), panel.key
-            assert "$__" in panel.sql, f"{panel.key} ignores the dashboard time range"
+            assert panel.source.startswith(("marts.", "rollups.")), panel.key
+            assert panel.source in panel.sql, panel.key
+            if panel.recent_source:  # the recent window from a rollup, the days before from a mart
+                assert panel.recent_source.startswith("rollups.") and panel.source.startswith("marts."), panel.key
+                assert panel.recent_source in panel.sql, panel.key
+            assert "$__" in panel.sql or panel.key in LIVE_PANELS, f"{panel.key} ignores the dashboard time range"
 
 
 def test_alert_rule_file_is_grafana_provisioning_format() -> None:
@@ -102,7 +122,19 @@ def test_alert_rule_file_is_grafana_provisioning_format() -> None:
     assert thresholds["platform-cost-spike"] == {"params": [3], "type": "gt"}
     assert by_uid["platform-agent-error-rate"]["for"] == "5m"
     assert by_uid["platform-agent-p95-latency"]["for"] == "10m"
-    assert by_uid["platform-agent-no-data"]["noDataState"] == "Alerting"
+    assert by_uid["platform-signal-no-data"]["noDataState"] == "Alerting"
+    assert all(r["labels"]["team"] == "data-platform" for r in by_uid.values()), "the policy routes on it"
+
+
+def test_notifications_file_provisions_the_webhook_and_its_route() -> None:
+    doc = yaml.safe_load((GRAFANA_DIR / NOTIFICATIONS_FILE).read_text())
+    (point,) = doc["contactPoints"]
+    (receiver,) = point["receivers"]
+    assert receiver["type"] == "webhook" and receiver["settings"]["url"] == "${ALERT_WEBHOOK_URL}"
+    (tree,) = doc["policies"]
+    assert tree["receiver"] == point["name"]
+    assert tree["routes"] == [{**tree["routes"][0], "receiver": point["name"],
+                               "object_matchers": [["team", "=", "data-platform"]]}]  # fmt: skip
 
 
 def test_macros_expand_like_the_clickhouse_plugin() -> None:

@@ -29,7 +29,8 @@ EXPECTED_ROWS = {
     "platform-product-analytics": {"$workspace", "active_users", "stickiness", "signup_funnel", "sessions"},
     "platform-agent-telemetry": {
         "$workspace", "latency_p50", "latency_p95", "latency_p99", "error_rate_per_call", "error_rate_per_trace",
-        "tokens_by_model", "cost_by_model_workspace", "tool_reliability", "slo_burn", "error_budget", "throughput",
+        "call_error_rate", "tokens_by_model", "cost_by_model", "cost_by_model_workspace", "tool_reliability",
+        "slo_burn", "error_budget", "throughput",
     },
     "platform-service-telemetry": {
         "$workspace", "$token_attribute", "route_p95", "route_success_rate", "route_percentiles", "model_p95",
@@ -141,7 +142,7 @@ def test_grafana_user_is_read_only_and_sees_no_payloads(publish_marts, grafana_r
 def test_check_fails_on_a_broken_panel_and_passes_on_the_real_ones(publish_marts, clickhouse, tmp_path) -> None:
     spec = spec_by_uid("platform-agent-telemetry")
     broken_sql = replace(spec.panels[0], sql=spec.panels[0].sql.replace("p50_latency_ms", "no_such_column"))
-    empty_sql = replace(spec.panels[1], sql=spec.panels[1].sql.replace("GROUP BY", "AND 0 GROUP BY"))
+    empty_sql = replace(spec.panels[1], sql=spec.panels[1].sql.replace("WHERE ", "WHERE 0 AND "))
     broken = replace(spec, panels=(broken_sql, empty_sql, *spec.panels[2:]))
     with clickhouse.client() as ch:
         results = {r.key: r for r in run_dashboard_queries(ch, broken, publish_marts)}

@@ -55,6 +55,11 @@ class Metrics:
         with self.lock:
             return "".join(f"collector_{k}_total {v}\n" for k, v in sorted(self.counters.items()))
 
+    def snapshot(self) -> Counter:
+        """A copy of every counter now (the stats publisher reports the increase between two)."""
+        with self.lock:
+            return Counter(self.counters)
+
 
 class Collector:
     """The collector's routes over one config, sink and set of counters: checks, signatures and
@@ -93,9 +98,11 @@ class Collector:
         limit = self.cfg.max_body_bytes
         length = request.headers.get("content-length")
         if length and int(length) > limit:
+            self.metrics.inc("rejected_requests")
             return JSONResponse({"error": f"body over {limit} bytes"}, status_code=413)
         body = await request.body()
         if len(body) > limit:
+            self.metrics.inc("rejected_requests")
             return JSONResponse({"error": f"body over {limit} bytes"}, status_code=413)
         return body
 
@@ -143,6 +150,7 @@ class Collector:
             elif ctype == "application/json":
                 payload = otlp.from_json(signal, body)
             else:
+                self.metrics.inc("rejected_requests")
                 return http_codec.status(415, f"unsupported content type {ctype!r}", as_proto)
         except http_codec.TooLarge as exc:
             self.metrics.inc("rejected_requests")
@@ -186,6 +194,7 @@ class Collector:
             errors = exc.errors if isinstance(exc, ev.BatchError) else [f"body: not JSON ({exc})"]
             return JSONResponse({"errors": errors}, status_code=422)
         if len(batch) > cfg.max_batch_events:
+            self.metrics.inc("rejected_requests")
             return JSONResponse({"error": f"batch of {len(batch)} events over {cfg.max_batch_events}"}, status_code=413)
         rows = ev.encode_rows(batch, cfg.drop_keys, self.hasher)
         too_big = ev.oversized(batch, rows, cfg.max_message_bytes)

@@ -75,6 +75,17 @@ def parse_drop_keys(raw: str) -> frozenset[str]:
     return frozenset(k.strip() for k in raw.split(",") if k.strip())
 
 
+def parse_stats_interval(raw: str) -> float:
+    """Seconds between a worker's counter reports to topic ``collector_stats``; 0 turns them off."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):  # also refuses nan
+        raise CollectorSettingError(f"COLLECTOR_STATS_INTERVAL_S={raw!r} must be a number of seconds >= 0 (0: off)")
+    return value
+
+
 @dataclass
 class CollectorConfig:
     # field -> variable, checked in this order; required ones are parsed even when unset (their
@@ -100,6 +111,10 @@ class CollectorConfig:
             parser=parse_log_body_redact,
             empty_is_value=True,
         ),
+        # Each worker's counter increases as one JSON row to topic collector_stats (ops.collector_stats).
+        CollectorSetting(
+            "stats_interval_s", "COLLECTOR_STATS_INTERVAL_S", required=False, secret=False, parser=parse_stats_interval
+        ),
     )
 
     bootstrap_servers: str
@@ -124,6 +139,9 @@ class CollectorConfig:
     # JSONEachRow reads them all); well under librdkafka's 1,000,000-byte message.max.bytes.
     # A trace export over it is split into several OTLP documents; one event or span over it is 413.
     max_message_bytes: int = 512 * 1024
+    # A worker reports its counters' increases every this many seconds (0: never): one small
+    # Kafka message per worker per interval, what the health dashboard's collector panel reads.
+    stats_interval_s: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CollectorConfig:

@@ -33,6 +33,7 @@ from platform_assets.ingest.collector import grpc_server
 from platform_assets.ingest.collector.app import Collector, Metrics
 from platform_assets.ingest.collector.config import CollectorConfig
 from platform_assets.ingest.collector.sink import KafkaSink, Sink
+from platform_assets.ingest.collector.stats import StatsPublisher
 
 log = logging.getLogger("platform.collector")
 GRACE_S = 30.0  # in-flight requests wait up to their Kafka acknowledgement deadline and more
@@ -99,6 +100,12 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     http_task = asyncio.create_task(http.serve(sockets=[sock]))
     watcher = asyncio.create_task(_watch_parent(watch_parent, stop)) if watch_parent else None
+    # Counter reports to topic collector_stats (stats.py), through this worker's Kafka producer.
+    stats = (
+        StatsPublisher(collector.metrics, collector.sink.producer, cfg.stats_interval_s).start()
+        if cfg.stats_interval_s > 0 and isinstance(collector.sink, KafkaSink)
+        else None
+    )
     try:
         while not http.started:
             if http_task.done():
@@ -115,6 +122,8 @@ async def serve(
         await asyncio.gather(grpc.stop(GRACE_S), http_task, return_exceptions=True)
         if watcher:
             watcher.cancel()
+        if stats:
+            await stats.close()  # the last report, flushed with the rest just below
         await run_in_threadpool(collector.sink.close)  # flushes what is still queued
         sock.close()
 
