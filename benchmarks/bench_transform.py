@@ -439,7 +439,8 @@ def with_costs(ch: Any, step: dict[str, Any]) -> dict[str, Any]:
 def mart_rows(ch: Any) -> dict[str, int]:
     rows = ch.query(
         "SELECT database || '.' || name, total_rows FROM system.tables "
-        "WHERE database IN ('staging', 'marts') AND engine LIKE '%MergeTree' ORDER BY 1"
+        "WHERE database IN ('staging', 'marts') AND engine LIKE '%MergeTree' AND NOT endsWith(name, '__window') "
+        "ORDER BY 1"
     ).result_rows
     return {name: int(n or 0) for name, n in rows}
 

@@ -1,11 +1,11 @@
-{#- The enforced contract of an incremental mart, checked on every run that appends.
+{#- The enforced contract of an incremental mart, checked on every incremental run.
     dbt-clickhouse 1.10 checks a contract only when it creates a table (the first build, a full
     refresh: CREATE TABLE with the YAML's columns and types after comparing them with the
-    SELECT). An append into an existing table (incremental, append strategy, no unique_key)
-    inserts `SELECT <the table's columns> FROM (<model SQL>)` and compares nothing, and
-    on_schema_change is not consulted on that path either. replace_window() calls this macro
-    before it drops any partition, so a run whose SELECT or table no longer matches the YAML
-    fails with the window's rows still in place:
+    SELECT). An incremental run into an existing table fills a scratch table `AS` the target and
+    swaps its partitions in (macros/replace_window.sql) without comparing the SELECT with the
+    YAML. check_window_contract() (macros/window.sql), the pre_hook, calls this macro before the
+    window is built or replaced, so a run whose SELECT or table no longer matches the YAML fails
+    with the window's rows still in place:
     - the SELECT against the YAML: the adapter's own contract check (names, count, types);
     - the existing table against the YAML: the same names and types (a table built before the
       contract changed needs `--full-refresh`). -#}

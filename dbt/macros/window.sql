@@ -33,28 +33,16 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- pre_hook of every daily-partitioned incremental model: drop exactly the window's
-    partitions (partition ids are toYYYYMMDD), so the append that follows replaces them and a
-    re-run of a day gives the same rows. Days of the window with no new rows end up empty,
-    not stale. Runs only when the table exists and this is not a full refresh. A model with an
-    enforced contract (the marts) is checked first (macros/contract.sql): a mismatch fails
-    the run before anything is dropped. -#}
-{% macro replace_window() -%}
-    {%- if execute and not flags.FULL_REFRESH -%}
+{#- pre_hook of every daily-partitioned incremental model. A model with an enforced contract
+    (the marts) is checked (macros/contract.sql) on a run that replaces the window of an
+    existing table (not a full refresh, which creates the table from the contract): a mismatch
+    fails the run before anything is built or replaced. The window itself is replaced by the
+    insert_overwrite strategy (macros/replace_window.sql). -#}
+{% macro check_window_contract() -%}
+    {%- if execute and not flags.FULL_REFRESH and config.get('contract').enforced -%}
         {%- set existing = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
         {%- if existing is not none -%}
-            {%- if config.get('contract').enforced -%}
-                {%- do assert_contract(existing) -%}
-            {%- endif -%}
-            {%- set lo = modules.datetime.date.fromisoformat(window_min()).strftime('%Y%m%d') -%}
-            {%- set hi = modules.datetime.date.fromisoformat(window_max()).strftime('%Y%m%d') -%}
-            {%- set parts = run_query(
-                "SELECT DISTINCT partition_id FROM system.parts WHERE database = '" ~ this.schema
-                ~ "' AND table = '" ~ this.identifier ~ "' AND active AND partition_id >= '" ~ lo
-                ~ "' AND partition_id < '" ~ hi ~ "' ORDER BY partition_id") -%}
-            {%- for row in parts.rows -%}
-                {%- do run_query("ALTER TABLE " ~ this ~ " DROP PARTITION ID '" ~ row[0] ~ "'") -%}
-            {%- endfor -%}
+            {%- do assert_contract(existing) -%}
         {%- endif -%}
     {%- endif -%}
     SELECT 1

@@ -45,7 +45,7 @@ def mart_rows(clickhouse: ClickHouseResource, first: date, last: date) -> dict[s
     with clickhouse.client() as client:
         tables = client.query(
             "SELECT name, partition_key != '' FROM system.tables "
-            "WHERE database = 'marts' AND engine LIKE '%MergeTree' ORDER BY name"
+            "WHERE database = 'marts' AND engine LIKE '%MergeTree' AND NOT endsWith(name, '__window') ORDER BY name"
         ).result_rows
         for name, partitioned in tables:
             where = f" WHERE _partition_id BETWEEN '{lo}' AND '{hi}'" if partitioned else ""

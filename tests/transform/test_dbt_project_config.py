@@ -25,8 +25,8 @@ def test_daily_models_take_the_shared_config_from_their_folder():
     for name in daily:
         config = MODELS[name]["config"]
         assert config["tags"] == ["daily"], name
-        assert [h["sql"] for h in config["pre-hook"]] == ["{{ replace_window() }}"], name
-        assert config["incremental_strategy"] == "append", name
+        assert [h["sql"] for h in config["pre-hook"]] == ["{{ check_window_contract() }}"], name
+        assert config["incremental_strategy"] == "insert_overwrite", name  # macros/replace_window.sql
         assert config["partition_by"] and config["order_by"], name
     for name, node in MODELS.items():
         call = CONFIG_CALL.search(node["raw_code"])

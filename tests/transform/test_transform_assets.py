@@ -129,7 +129,8 @@ def partition_snapshot(clickhouse, first: date, last: date) -> dict[str, list[tu
     with clickhouse.client() as ch:
         tables = ch.query(
             "SELECT database, name FROM system.tables WHERE database IN ('staging', 'marts') "
-            "AND engine LIKE '%MergeTree' AND partition_key != '' ORDER BY database, name"
+            "AND engine LIKE '%MergeTree' AND partition_key != '' AND NOT endsWith(name, '__window') "
+            "ORDER BY database, name"
         ).result_rows
         return {
             f"{db}.{name}": ch.query(
