@@ -35,6 +35,7 @@ from platform_assets.publish.panels import (
 )
 
 ROLLUP = "rollups.llm_calls_1m"
+HOUR_ROLLUP = "rollups.llm_calls_1h"  # the same calls per hour (012), for ranges over two days
 MINUTE_MART = "marts.mart_agent_metrics_1m"
 HOUR_MART = "marts.mart_agent_metrics_1h"
 PRICES = "staging.model_prices"
@@ -106,6 +107,25 @@ def _latency_measure(q: str) -> Measure:
     )
 
 
+def _recent_part(col: str, table: str, cond: str, series: str, columns: str, priced: bool) -> str:
+    """One resolution of the recent half: the minute rollup for ranges up to two days, the hour
+    rollup (a sixtieth of the states to merge) for longer ones; ``cond`` is constant per query."""
+    rows = f"{RANGE_IN_RECENT} AND {cond} AND {recent_minutes(col)}"
+    if not priced:
+        return f"""SELECT $__timeInterval({col}) AS time, {series} AS series, {columns}
+FROM {table}
+WHERE {rows} AND {IN_WORKSPACE}
+GROUP BY time, series"""
+    picked = ", ".join(dict.fromkeys([col, "model", series, "calls", *_PRICED_COLUMNS]))
+    return f"""SELECT $__timeInterval(r.{col}) AS time, r.{series} AS series, {columns}
+FROM (SELECT {picked}, toDate({col}) AS day FROM {table}
+      WHERE {rows} AND {IN_WORKSPACE}) AS r
+ASOF LEFT JOIN (SELECT model, effective_from, usd_per_input_token, usd_per_cached_input_token,
+                       usd_per_output_token FROM {PRICES} WHERE {RANGE_IN_RECENT}) AS p
+    ON p.model = r.model AND r.day >= p.effective_from
+GROUP BY time, series"""
+
+
 def split_at_recent(series: str, measures: tuple[Measure, ...], priced: bool = False) -> str:
     """``time, series, <measures>`` per $__timeInterval bucket: the rollup for the range's part in
     the recent window, the minute mart (ranges up to two days) or the hour mart (longer) for the
@@ -116,21 +136,10 @@ def split_at_recent(series: str, measures: tuple[Measure, ...], priced: bool = F
     def cols(pick: str) -> str:
         return ", ".join(f"{getattr(m, pick)} AS {m.inner}" for m in uniq)
 
-    if priced:
-        columns = ", ".join(dict.fromkeys(["minute", "model", series, "calls", *_PRICED_COLUMNS]))
-        recent_from = f"""(SELECT {columns}, toDate(minute) AS day FROM {ROLLUP}
-      WHERE {RANGE_IN_RECENT} AND {recent_minutes()} AND {IN_WORKSPACE}) AS r
-ASOF LEFT JOIN (SELECT model, effective_from, usd_per_input_token, usd_per_cached_input_token,
-                       usd_per_output_token FROM {PRICES} WHERE {RANGE_IN_RECENT}) AS p
-    ON p.model = r.model AND r.day >= p.effective_from"""
-        recent = f"""SELECT $__timeInterval(r.minute) AS time, r.{series} AS series, {cols("recent")}
-FROM {recent_from}
-GROUP BY time, series"""
-    else:
-        recent = f"""SELECT $__timeInterval(minute) AS time, {series} AS series, {cols("recent")}
-FROM {ROLLUP}
-WHERE {RANGE_IN_RECENT} AND {recent_minutes()} AND {IN_WORKSPACE}
-GROUP BY time, series"""
+    recent = [
+        _recent_part(col, table, cond, series, cols("recent"), priced)
+        for col, table, cond in (("minute", ROLLUP, _SHORT_RANGE), ("hour", HOUR_ROLLUP, f"NOT {_SHORT_RANGE}"))
+    ]
     marts = [
         f"""SELECT $__timeInterval({col}) AS time, {series} AS series, {cols("mart")}
 FROM {table}
@@ -142,7 +151,7 @@ GROUP BY time, series"""
         )
     ]
     outer = ", ".join(m.outer for m in measures)
-    union = "\nUNION ALL\n".join([recent, *marts])
+    union = "\nUNION ALL\n".join([*recent, *marts])
     return f"""SELECT time, series AS {series}, {outer}
 FROM (
 {union}

@@ -295,6 +295,10 @@ def test_the_half_outside_the_range_reads_no_part(calls, clickhouse) -> None:
         "recent": (_minutes(EQUAL_MINUTES[0], EQUAL_MINUTES[-1]), {"rollups.llm_calls_1m"}),
         "before": (_minutes(old_minute, old_minute), {"marts.mart_agent_metrics_1m"}),
         "long, before": (TimeRange(old_minute - timedelta(days=5), old_minute), {"marts.mart_agent_metrics_1h"}),
+        "long, across": (
+            TimeRange(old_minute - timedelta(days=3), EQUAL_MINUTES[-1]),
+            {"rollups.llm_calls_1h", "marts.mart_agent_metrics_1h"},
+        ),
     }
     with clickhouse.client() as ch:
         for name, (time_range, read) in cases.items():
@@ -302,7 +306,40 @@ def test_the_half_outside_the_range_reads_no_part(calls, clickhouse) -> None:
                 sql = expand(_panel(key).sql, Expansion(time_range, {"workspace": WORKSPACE}))
                 parts = _parts_read(ch, sql)
                 assert {t for t in parts if t.startswith(("rollups.", "marts."))} == {
-                    "rollups.llm_calls_1m", "marts.mart_agent_metrics_1m", "marts.mart_agent_metrics_1h"
+                    "rollups.llm_calls_1m", "rollups.llm_calls_1h", "marts.mart_agent_metrics_1m",
+                    "marts.mart_agent_metrics_1h"
                 }, (name, key, parts)  # fmt: skip
                 assert {t for t, r in parts.items() if r and not t.startswith("staging.")} == read, (name, key, parts)
-                assert parts.get("staging.model_prices", False) == (key == "cost_by_model" and name == "recent")
+                priced = key == "cost_by_model" and name in ("recent", "long, across")
+                assert parts.get("staging.model_prices", False) == priced, (name, key, parts)
+
+
+def test_a_long_range_reads_the_hour_rollup_with_the_minutes_figures(calls, clickhouse) -> None:
+    """Over more than two days the recent half reads rollups.llm_calls_1h: each hour's calls,
+    tokens and p95 are those of its minutes in rollups.llm_calls_1m (the sketches merge exactly)."""
+    hour = EQUAL_MINUTES[0].replace(minute=0)
+    time_range = TimeRange(hour - timedelta(days=3), hour + timedelta(hours=1))
+    assert time_range.end - time_range.start > timedelta(days=2)
+    t, interval = int(hour.timestamp()), time_range.interval_seconds
+    bucket = datetime.fromtimestamp(t - t % interval, UTC)  # the hour's rows fall in the bucket holding its start
+    assert interval < 3600 and bucket + timedelta(seconds=interval) <= hour + timedelta(hours=1)
+    with clickhouse.client() as ch:
+        minutes = {
+            r[0]: r[1:]
+            for r in ch.query(
+                "SELECT model, sum(calls), sum(input_tokens + output_tokens), "
+                "quantilesDDMerge(0.005, 0.5, 0.95, 0.99)(latency_ms)[2] FROM rollups.llm_calls_1m "
+                "WHERE workspace_id = {ws:String} AND toStartOfHour(minute) = {h:DateTime} GROUP BY model",
+                parameters={"ws": WORKSPACE, "h": _naive(hour)},
+            ).result_rows
+        }
+        panels = {
+            key: {r[1]: r[2] for r in _run(ch, key, time_range) if r[0].replace(tzinfo=UTC) == bucket}
+            for key in ("throughput", "tokens_by_model", "latency_p95")
+        }
+    assert set(minutes) == {*BIG_MODELS, UNPRICED}
+    assert panels["throughput"] == {"svc-panels": sum(m[0] for m in minutes.values())}
+    assert minutes["gpt-4o"][0] == 3 * CALLS_PER_MODEL_MINUTE + 20 + 5  # the redelivered minute of that hour too
+    for model, (_, tokens, p95) in minutes.items():
+        assert panels["tokens_by_model"][model] == tokens, model
+        assert panels["latency_p95"][model] == pytest.approx(p95, rel=1e-9), model
