@@ -114,6 +114,65 @@ class FaultStack:
                 return row
             time.sleep(poll)
 
+    def locate_spans(self, missing: set[tuple[str, str]], group: str = "clickhouse_otlp_spans") -> str:
+        """Where spans missing from raw.spans are: in which message of the ``otlp_spans`` topic
+        (partition, offset), against the ClickHouse group's committed offset there, the partitions'
+        end offsets and the consumers' last exceptions, so a shortfall names its cause (never on
+        the broker: the collector; on it below the commit: skipped by the consumer; above: not
+        consumed yet)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        if not missing:
+            return "nothing missing"
+        topic = "otlp_spans"
+        bootstrap = self.env["KAFKA_BOOTSTRAP_SERVERS"]
+        reader = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"diag-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        committed_reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+        try:
+            parts = sorted(reader.list_topics(topic, timeout=10).topics[topic].partitions)
+            ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+            committed = {
+                tp.partition: tp.offset
+                for tp in committed_reader.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+            }
+            reader.assign([TopicPartition(topic, p, 0) for p in parts])
+            found: dict[tuple[str, str], tuple[int, int]] = {}
+            seen = dict.fromkeys(parts, -1)
+            deadline = time.monotonic() + 60
+            while any(seen[p] < ends[p] - 1 for p in parts) and time.monotonic() < deadline:
+                msg = reader.poll(1.0)
+                if msg is None or msg.error():
+                    continue
+                seen[msg.partition()] = msg.offset()
+                for rs in json.loads(msg.value()).get("resourceSpans", []):
+                    for ss in rs.get("scopeSpans", []):
+                        for span in ss.get("spans", []):
+                            key = (span.get("traceId", ""), span.get("spanId", ""))
+                            if key in missing:
+                                found[key] = (msg.partition(), msg.offset())
+        finally:
+            reader.close()
+            committed_reader.close()
+        offsets = sorted(set(found.values()))
+        below = [o for o in offsets if o[1] < committed.get(o[0], -1)]
+        consumers = self.rows(
+            "SELECT consumer_id, assignments.partition_id, assignments.current_offset, num_rebalance_revocations, "
+            "exceptions.text FROM system.kafka_consumers WHERE database = 'kafka_queue' AND table = 'otlp_spans'"
+        )
+        return (
+            f"{len(missing)} missing spans: {len(found)} found on the broker in {len(offsets)} messages "
+            f"{offsets[:20]}, {len(below)} of those below the group's committed offset; "
+            f"not on the broker: {len(missing) - len(found)}; end offsets {ends}; committed {committed}; "
+            f"consumers {[(c[0][-8:], c[1], c[2], c[3], [t[:160] for t in c[4][-3:]]) for c in consumers]}"
+        )
+
     def detach_kafka_table(self, table: str) -> None:
         """Stops ClickHouse's consumer of one topic: messages wait on the broker."""
         self.command(f"DETACH TABLE kafka_queue.{table}")

@@ -90,6 +90,9 @@ def test_broker_kill_9_answers_503_and_loses_nothing_acknowledged(healed, start_
         f"(duplicates {span_rows - span_distinct:,}), lost {len(rec.acked_spans - landed_spans):,}; {figures}"
     )
     print(message)
-    assert rec.acked_events <= landed and rec.acked_spans <= landed_spans, message
+    lost_spans = rec.acked_spans - landed_spans
+    if lost_spans:
+        message += f"; {fs.locate_spans(lost_spans)}"
+    assert rec.acked_events <= landed and not lost_spans, message
     assert landed <= rec.sent_events and landed_spans <= rec.sent_spans, message
     assert distinct == acked and span_distinct == acked_spans, message
