@@ -29,6 +29,7 @@ FOLDER_KEY = AssetKey(["grafana", "folder"])
 DATASOURCE_KEY = AssetKey(["grafana", "datasource"])
 ALERTS_KEY = AssetKey(["grafana", "alert_rules"])
 NOT_PUBLISHED = "GRAFANA_URL is not set: generated only, nothing published"
+NO_FILES = "(none: published through the API, or no checkout; GRAFANA_FILES_DIR sets one)"
 
 
 def mart_deps(sqls: list[str]) -> list[AssetKey]:
@@ -79,9 +80,14 @@ def grafana_datasource(grafana: GrafanaResource, clickhouse: ClickHouseResource)
 
 
 def files_root(grafana: GrafanaResource) -> Path | None:
+    """Where the assets write the generated files: GRAFANA_FILES_DIR when set; else nowhere when
+    they publish through the API (Grafana reads the API, not the files: in docker/ the checkout
+    inside the image is no Grafana's source); else the checkout's docker/grafana (None in a wheel)."""
     if grafana.files_dir:
         return Path(grafana.files_dir)
-    return GRAFANA_DIR  # None in an installed package: no provisioning tree to write to
+    if grafana.enabled:
+        return None
+    return GRAFANA_DIR
 
 
 def build_dashboard_asset(spec: DashboardSpec) -> AssetsDefinition:
@@ -102,7 +108,7 @@ def build_dashboard_asset(spec: DashboardSpec) -> AssetsDefinition:
         meta: dict[str, Any] = {
             "uid": spec.uid,
             "panels": len(model["panels"]),
-            "files_dir": str(root) if root else "(none: no checkout)",
+            "files_dir": str(root) if root else NO_FILES,
             "files_written": MetadataValue.json(written),
         }
         if not grafana.enabled:

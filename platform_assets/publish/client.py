@@ -8,11 +8,20 @@ status and Grafana's message. Endpoints (Grafana 10/11): /api/folders, /api/data
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import requests
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds: a dead Grafana fails fast, a slow one gets time
+# Grafana's refusals to change a file-provisioned resource through the API: "Cannot save provisioned
+# dashboard" (400), "cannot change provenance from 'file' to 'api'" (alert rules, contact points),
+# "Cannot update read-only data source" (403).
+PROVISIONED = re.compile(r"provisioned dashboard|provenance|read-only data ?source", re.IGNORECASE)
+PROVISIONED_HINT = (
+    " (Grafana holds this resource from a provisioning file: remove it from Grafana's provisioning"
+    " and restart Grafana; the publish assets are its one source, docs/deploy.md)"
+)
 
 
 class GrafanaError(RuntimeError):
@@ -52,6 +61,8 @@ class GrafanaClient:
             body = _body(resp)
             message = body.get("message") if isinstance(body, dict) else str(body)[:300]
             hint = " (check GRAFANA_API_TOKEN)" if resp.status_code in (401, 403) else ""
+            if PROVISIONED.search(str(message)):
+                hint = PROVISIONED_HINT
             raise GrafanaError(
                 f"{what}: {method} {path} answered HTTP {resp.status_code}: {message}{hint}", resp.status_code, body
             )

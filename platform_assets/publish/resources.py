@@ -1,8 +1,13 @@
 """GrafanaResource: where to publish, and how Grafana reaches ClickHouse. Everything is optional:
-without GRAFANA_URL the publish assets only generate the files."""
+without GRAFANA_URL the publish assets only generate the files.
+
+The token is GRAFANA_API_TOKEN, or else the file GRAFANA_API_TOKEN_FILE names (read when a client
+is made, so a token written after the code location loaded, e.g. by docker's grafana-bootstrap
+service, is picked up by the next run)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from dagster import ConfigurableResource
@@ -10,7 +15,7 @@ from pydantic import Field
 
 from platform_assets.core.resources import ClickHouseResource
 from platform_assets.core.settings import Setting, read, wired
-from platform_assets.publish.client import GrafanaClient
+from platform_assets.publish.client import GrafanaClient, GrafanaError
 from platform_assets.publish.datasource import ClickHouseConnection
 
 
@@ -18,6 +23,7 @@ class GrafanaResource(ConfigurableResource):
     SETTINGS: ClassVar[tuple[Setting, ...]] = (  # all optional
         Setting("url", "GRAFANA_URL", required=False),
         Setting("token", "GRAFANA_API_TOKEN", required=False),
+        Setting("token_file", "GRAFANA_API_TOKEN_FILE", required=False, secret=False),  # a path, not the token
         Setting("clickhouse_user", "GRAFANA_CLICKHOUSE_USER", required=False),
         Setting("clickhouse_password", "GRAFANA_CLICKHOUSE_PASSWORD", required=False),
         Setting("datasource_host", "GRAFANA_CLICKHOUSE_HOST", required=False),
@@ -28,6 +34,9 @@ class GrafanaResource(ConfigurableResource):
 
     url: str | None = Field(default=None, description="Grafana base URL; unset: only generate files")
     token: str | None = Field(default=None, description="service-account token (Bearer)")
+    token_file: str | None = Field(
+        default=None, description="file holding the service-account token, used when GRAFANA_API_TOKEN is unset"
+    )
     connect_timeout: float = 5.0  # a dead Grafana fails the step fast
     read_timeout: float = 30.0  # dashboard saves on a busy Grafana can take seconds
     clickhouse_user: str | None = Field(default=None, description="read-only ClickHouse user for Grafana")
@@ -46,10 +55,28 @@ class GrafanaResource(ConfigurableResource):
     def enabled(self) -> bool:
         return bool(self.url)
 
+    def api_token(self) -> str | None:
+        """GRAFANA_API_TOKEN, else the contents of GRAFANA_API_TOKEN_FILE, else None (no auth header)."""
+        if self.token:
+            return self.token
+        if not self.token_file:
+            return None
+        path = Path(self.token_file)
+        try:
+            token = path.read_text().strip()
+        except OSError as exc:
+            raise GrafanaError(
+                f"GRAFANA_API_TOKEN_FILE={path}: cannot read the token ({type(exc).__name__}: {exc}); "
+                "in docker/ the grafana-bootstrap service writes it"
+            ) from exc
+        if not token:
+            raise GrafanaError(f"GRAFANA_API_TOKEN_FILE={path} is empty")
+        return token
+
     def client(self) -> GrafanaClient:
         if not self.url:
             raise ValueError("GRAFANA_URL is not set")
-        return GrafanaClient(self.url, self.token, timeout=(self.connect_timeout, self.read_timeout))
+        return GrafanaClient(self.url, self.api_token(), timeout=(self.connect_timeout, self.read_timeout))
 
     def connection(self, clickhouse: ClickHouseResource) -> ClickHouseConnection:
         """Grafana's datasource settings; by default the platform's own ClickHouse host and TCP port."""

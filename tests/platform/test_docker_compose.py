@@ -15,7 +15,18 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from platform_assets.ingest import topics
+from platform_assets.ingest.collector.attributes import DEFAULT_DELETE, DEFAULT_HASH
+from platform_assets.ingest.collector.config import CollectorConfig, parse_hmac_keys
+from platform_assets.ingest.collector.otlp import SIGNALS
+from platform_assets.publish import alerts, notifications
+from platform_assets.publish.assets import files_root
+from platform_assets.publish.clickhouse_query import DATASOURCE_UID
+from platform_assets.publish.dashboards import DASHBOARDS
+from platform_assets.publish.datasource import DATASOURCE_NAME
+from platform_assets.publish.resources import GrafanaResource
 from platform_assets.registry import REQUIRED_ENV_VARS
+from platform_assets.stack.servers.kafka import SETTINGS as EMBEDDED_KAFKA
 
 pytestmark = pytest.mark.unit
 
@@ -26,8 +37,15 @@ ENV_EXAMPLE = DOCKER_DIR / ".env.example"
 DOCKERFILE = DOCKER_DIR / "Dockerfile"
 DAGSTER_YAML = DOCKER_DIR / "dagster.yaml"
 WORKSPACE = DOCKER_DIR / "workspace.docker.yaml"
-GRAFANA_DATASOURCE = DOCKER_DIR / "grafana/provisioning/datasources/clickhouse.yaml"
-GRAFANA_DASHBOARDS = DOCKER_DIR / "grafana/provisioning/dashboards/platform.yaml"
+GRAFANA_TREE = DOCKER_DIR / "grafana"  # generated files: a repository artifact, not mounted (docs/deploy.md)
+GRAFANA_PROVISIONING = "/etc/grafana/provisioning"
+OTELCOL_CONFIG = DOCKER_DIR / "otelcol/config.yaml"
+DOCKER_REQUIREMENTS = DOCKER_DIR / "requirements.docker.txt"
+DOCKERIGNORE = DOCKER_DIR / "Dockerfile.dockerignore"
+LOCK = REPO_ROOT / "requirements.lock"
+DOCKER_SOCKET = "/var/run/docker.sock"
+# The encoding the ClickHouse Kafka tables read on the otlp_* topics (docs/ingest.md, "Sending data").
+ACCEPTED_OTLP_ENCODING = "otlp_json"
 
 PLATFORM_SERVICES = ("dagster-user-code", "dagster-webserver", "dagster-daemon")
 EXPECTED_SERVICES = {
@@ -38,10 +56,15 @@ EXPECTED_SERVICES = {
     "minio",
     "minio-init",
     "grafana",
+    "grafana-bootstrap",
+    "collector",
+    "otelcol",
     *PLATFORM_SERVICES,
 }
+# Services that start only with their compose profile (`--profile <name>`).
+PROFILED_SERVICES = {"otelcol": "otelcol"}
 # Read by the resources but not required at load time; the compose file still sets them.
-OPTIONAL_PLATFORM_VARS = ("PLATFORM_ENV", "GRAFANA_URL", "GRAFANA_API_TOKEN", "DAGSTER_HOME")
+OPTIONAL_PLATFORM_VARS = ("PLATFORM_ENV", "GRAFANA_URL", "GRAFANA_API_TOKEN", "GRAFANA_API_TOKEN_FILE", "DAGSTER_HOME")
 # Platform variables holding network addresses, each checked against the service it names.
 ENDPOINT_VARS = (
     "CLICKHOUSE_HOST",
@@ -332,7 +355,9 @@ def test_mounted_and_built_paths_exist(services: dict[str, Any]) -> None:
     problems = []
     for name, service in services.items():
         for target, source in mount_targets(service).items():
-            if source.startswith((".", "/")):
+            if source.startswith("/") and source != DOCKER_SOCKET:
+                problems.append(f"{name}: mounts the host path {source}; only {DOCKER_SOCKET} is expected")
+            if source.startswith("."):
                 path = (DOCKER_DIR / source).resolve()
                 if not path.exists():
                     problems.append(f"{name}: volume source {source} (for {target}) does not exist: {path}")
@@ -391,39 +416,129 @@ def test_platform_credentials_match_the_servers(services: dict[str, Any], platfo
     assert not problems, "clients and servers disagree:\n" + "\n".join(problems)
 
 
-def test_grafana_provisions_the_clickhouse_datasource(services: dict[str, Any], platform_env: dict[str, str]) -> None:
-    grafana = services["grafana"]
-    env = environment(grafana)
-    assert GRAFANA_PLUGIN in env.get("GF_INSTALL_PLUGINS", ""), f"grafana: GF_INSTALL_PLUGINS lacks {GRAFANA_PLUGIN}"
-    assert mount_targets(grafana).get("/etc/grafana/provisioning") == "./grafana/provisioning", (
-        "grafana: ./grafana/provisioning is not mounted at /etc/grafana/provisioning"
-    )
-    datasources = load_yaml(GRAFANA_DATASOURCE).get("datasources") or []
-    clickhouse = [ds for ds in datasources if ds.get("type") == GRAFANA_PLUGIN]
-    assert len(clickhouse) == 1, f"{GRAFANA_DATASOURCE.name}: expected one {GRAFANA_PLUGIN} datasource"
-    json_data = clickhouse[0].get("jsonData") or {}
-    host, port = json_data.get("host"), int(json_data.get("port", 0))
-    assert host in services, f"{GRAFANA_DATASOURCE.name}: host {host!r} is not a compose service"
-    assert port in container_ports(services[host]), f"{GRAFANA_DATASOURCE.name}: {host} does not listen on {port}"
-    expected_port = platform_env[
-        "CLICKHOUSE_TCP_PORT" if json_data.get("protocol") == "native" else "CLICKHOUSE_HTTP_PORT"
+def provisioned_declarations(root: Path) -> dict[str, set[str]]:
+    """What Grafana would load from a provisioning tree: datasource uids/names, dashboard providers,
+    alert rule uids, contact points and notification policy trees (by kind)."""
+    found: dict[str, set[str]] = {"datasources": set(), "dashboards": set(), "rules": set(), "contact points": set(),
+                                  "policies": set()}  # fmt: skip
+    for path in sorted(root.rglob("*.y*ml")):
+        doc = yaml.safe_load(path.read_text()) or {}
+        rel = str(path.relative_to(root))
+        for ds in doc.get("datasources") or []:
+            found["datasources"] |= {str(ds.get("uid")), str(ds.get("name"))}
+        for provider in doc.get("providers") or []:
+            found["dashboards"].add(f"{rel}: provider {provider.get('name')!r}")
+        for group in doc.get("groups") or []:
+            found["rules"] |= {str(rule.get("uid")) for rule in group.get("rules") or []}
+        for point in doc.get("contactPoints") or []:
+            found["contact points"].add(str(point.get("name")))
+        for tree in doc.get("policies") or []:
+            found["policies"].add(f"{rel}: org {tree.get('orgId')} tree")
+    return found
+
+
+def published_by_assets() -> dict[str, set[str]]:
+    """What the publish assets create or change through Grafana's API (platform_assets/publish/assets.py)."""
+    return {
+        "datasources": {DATASOURCE_UID, DATASOURCE_NAME},
+        "dashboards": {spec.uid for spec in DASHBOARDS},
+        "rules": {rule["uid"] for rule in alerts.alert_rules()},
+        "contact points": {notifications.CONTACT_POINT_NAME},
+        "policies": {"the org's tree (the platform route is merged into it)"},
+    }
+
+
+def conflicts(declared: dict[str, set[str]]) -> list[str]:
+    """File-provisioned resources the assets also publish: Grafana refuses API writes to them. A
+    dashboard provider or a policy tree in the files is a conflict whatever it loads."""
+    ours = published_by_assets()
+    found = []
+    for kind in ("datasources", "rules", "contact points"):
+        found += [f"{kind}: {item}" for item in sorted(declared[kind] & ours[kind])]
+    found += [f"dashboards: {item}" for item in sorted(declared["dashboards"])]
+    found += [f"policies: {item}" for item in sorted(declared["policies"])]
+    return found
+
+
+def grafana_provisioning_sources(service: dict[str, Any]) -> list[Path]:
+    """Host paths the grafana service mounts at or below /etc/grafana/provisioning."""
+    return [
+        (DOCKER_DIR / source).resolve()
+        for target, source in mount_targets(service).items()
+        if PurePosixPath(target).is_relative_to(GRAFANA_PROVISIONING) and source.startswith(".")
     ]
-    assert port == int(expected_port), (
-        f"{GRAFANA_DATASOURCE.name}: protocol {json_data.get('protocol')!r} on port {port}, "
-        f"but ClickHouse serves it on {expected_port}"
+
+
+def test_grafana_file_provisions_nothing_the_assets_publish(services: dict[str, Any]) -> None:
+    """One publication path: the assets publish through the API; Grafana answers API changes to a
+    file-provisioned dashboard, alert rule or datasource with an error, so none may be in the files."""
+    grafana = services["grafana"]
+    problems = []
+    for source in grafana_provisioning_sources(grafana):
+        root = source if source.is_dir() else source.parent
+        problems += [f"{source.relative_to(REPO_ROOT)}: {c}" for c in conflicts(provisioned_declarations(root))]
+    mounted = {source for source in mount_targets(grafana).values() if source.startswith(".")}
+    dashboards = [s for s in mounted if (DOCKER_DIR / s).resolve().is_relative_to(GRAFANA_TREE.resolve())]
+    problems += [f"mounts {s}: the generated files (docker/grafana) are not Grafana's source" for s in dashboards]
+    assert not problems, "grafana file-provisions what the publish assets publish:\n" + "\n".join(problems)
+
+
+def test_the_conflict_check_sees_the_generated_provisioning_files() -> None:
+    """The generated tree (python -m platform_assets.publish.generate) declares the datasource, every
+    alert rule, the contact point and the policy tree: mounting it again would fail the test above."""
+    found = conflicts(provisioned_declarations(GRAFANA_TREE / "provisioning"))
+    ours = published_by_assets()
+    assert {f"rules: {uid}" for uid in ours["rules"]} <= set(found)
+    assert f"datasources: {DATASOURCE_UID}" in found and f"contact points: {notifications.CONTACT_POINT_NAME}" in found
+    assert any(item.startswith("policies:") for item in found)
+    assert not (GRAFANA_TREE / "provisioning/dashboards").exists(), "the dashboard provider file is gone"
+
+
+def test_grafana_clickhouse_plugin_is_pinned(services: dict[str, Any]) -> None:
+    plugins = dict(
+        [*entry.strip().split(" ", 1), ""][:2]
+        for entry in environment(services["grafana"]).get("GF_INSTALL_PLUGINS", "").split(",")
+        if entry.strip()
     )
-    # Grafana expands ${VAR} in provisioning files from its own container environment.
-    unset = sorted({name for name, _ in references(clickhouse[0])} - env.keys())
-    assert not unset, f"{GRAFANA_DATASOURCE.name} uses {unset}, which the grafana service does not set"
+    assert GRAFANA_PLUGIN in plugins, f"grafana: GF_INSTALL_PLUGINS lacks {GRAFANA_PLUGIN}"
+    version = plugins[GRAFANA_PLUGIN].strip()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), (
+        f"grafana: {GRAFANA_PLUGIN} is not pinned to a version (`<plugin> <x.y.z>`): {version!r}"
+    )
+    assert int(version.split(".")[0]) >= 4, f"{GRAFANA_PLUGIN} {version}: the panels use the 4.x plugin's formats"
 
 
-def test_grafana_dashboard_provider_reads_a_mounted_folder(services: dict[str, Any]) -> None:
-    providers = load_yaml(GRAFANA_DASHBOARDS).get("providers") or []
-    assert providers, f"{GRAFANA_DASHBOARDS.name} defines no dashboard provider"
-    mounts = mount_targets(services["grafana"])
-    for provider in providers:
-        path = (provider.get("options") or {}).get("path")
-        assert path in mounts, f"{GRAFANA_DASHBOARDS.name}: provider path {path!r} is not a grafana volume target"
+def test_grafana_bootstrap_writes_the_token_the_dagster_services_read(
+    services: dict[str, Any], platform_env: dict[str, str]
+) -> None:
+    bootstrap = services["grafana-bootstrap"]
+    assert bootstrap.get("image") == services["dagster-user-code"].get("image"), "grafana-bootstrap: the Dagster image"
+    assert bootstrap.get("command") == ["python", "-m", "platform_assets.publish.bootstrap"]
+    assert (REPO_ROOT / "platform_assets/publish/bootstrap.py").is_file()
+    assert str(bootstrap.get("restart")) == "no", "grafana-bootstrap is a one-shot"
+    assert (bootstrap.get("depends_on") or {}).get("grafana", {}).get("condition") == "service_healthy"
+    env = environment(bootstrap)
+    assert env["GRAFANA_URL"] == platform_env["GRAFANA_URL"]
+    assert env["GRAFANA_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    token_file = platform_env["GRAFANA_API_TOKEN_FILE"]
+    assert env["GRAFANA_API_TOKEN_FILE"] == token_file
+    token_dir = str(PurePosixPath(token_file).parent)
+    source = mount_targets(bootstrap).get(token_dir)
+    assert source and not source.startswith((".", "/")), f"grafana-bootstrap: no named volume at {token_dir}"
+    user_code = services["dagster-user-code"]
+    assert mount_targets(user_code).get(token_dir) == source, f"dagster-user-code does not mount {source}"
+    assert (user_code.get("depends_on") or {}).get("grafana-bootstrap", {}).get("condition") == (
+        "service_completed_successfully"
+    ), "the code location starts once the token exists"
+    assert platform_env["GRAFANA_API_TOKEN"] == "${GRAFANA_API_TOKEN:-}", "an explicit token stays optional"
+
+
+def test_publish_assets_write_no_files_into_the_image_in_docker(platform_env: dict[str, str]) -> None:
+    """With GRAFANA_URL set and no GRAFANA_FILES_DIR, the dashboard and alert assets publish through
+    the API and write nothing into the checkout copied into the image."""
+    assert "GRAFANA_FILES_DIR" not in platform_env
+    assert files_root(GrafanaResource(url=platform_env["GRAFANA_URL"])) is None
+    assert files_root(GrafanaResource()) is not None, "generate-only runs (no GRAFANA_URL) still write the files"
 
 
 def test_workspace_points_at_the_user_code_server(services: dict[str, Any]) -> None:
@@ -488,3 +603,201 @@ def test_dagster_instance_uses_postgres_from_the_platform_env(
     )
     assert (instance.get("run_retries") or {}).get("enabled") is True, "docker/dagster.yaml: run_retries disabled"
     assert (instance.get("telemetry") or {}).get("enabled") is False, "docker/dagster.yaml: telemetry enabled"
+
+
+def test_host_ports_are_bound_to_loopback(services: dict[str, Any]) -> None:
+    exposed = [
+        f"{name}: {entry}"
+        for name, service in services.items()
+        for entry in service.get("ports") or []
+        if not str(entry.get("host_ip") if isinstance(entry, dict) else entry).startswith("127.0.0.1")
+    ]
+    assert not exposed, "host ports must be bound to 127.0.0.1:\n" + "\n".join(exposed)
+
+
+def test_profiled_services_start_only_with_their_profile(services: dict[str, Any]) -> None:
+    for name, profile in PROFILED_SERVICES.items():
+        assert services[name].get("profiles") == [profile], f"{name}: profiles {services[name].get('profiles')}"
+    unexpected = sorted(n for n, s in services.items() if s.get("profiles") and n not in PROFILED_SERVICES)
+    assert not unexpected, f"services behind a profile that the docs do not name: {unexpected}"
+
+
+# The collector -------------------------------------------------------------------------------
+
+
+def test_collector_runs_the_platform_collector_on_the_otlp_ports(services: dict[str, Any]) -> None:
+    collector = services["collector"]
+    assert collector.get("image") == services["dagster-user-code"].get("image"), "collector: the Dagster image"
+    command = collector.get("command") or []
+    assert command[:1] == ["platform-collector"], f"collector: command {command}"
+    assert command_option(collector, "--host") == "0.0.0.0", "collector must listen on every interface of its container"
+    http_port, grpc_port = (
+        int(command_option(collector, "--port") or 0),
+        int(command_option(collector, "--grpc-port") or 0),
+    )
+    assert (grpc_port, http_port) == (4317, 4318), "the OTLP default ports (docs/ingest.md)"
+    assert set(published(collector)) == {(4317, 4317), (4318, 4318)}, f"collector publishes {published(collector)}"
+    health = " ".join(map(str, (collector.get("healthcheck") or {}).get("test") or []))
+    assert f":{http_port}/health" in health, f"collector healthcheck does not call /health on {http_port}: {health}"
+    assert (collector.get("depends_on") or {}).get("kafka", {}).get("condition") == "service_healthy"
+
+
+def test_collector_gets_every_setting_it_requires(services: dict[str, Any], platform_env: dict[str, str]) -> None:
+    env = environment(services["collector"])
+    required = [s.var for s in CollectorConfig.SETTINGS if s.required]
+    missing = [var for var in required if not env.get(var)]
+    assert not missing, f"collector lacks {missing} (platform-collector fails at start without them)"
+    assert env["PLATFORM_ENV"] == "docker", "collector: PLATFORM_ENV=docker (no embedded stack in the container)"
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == platform_env["KAFKA_BOOTSTRAP_SERVERS"]
+    assert env["USER_HASH_KEY"] == platform_env["USER_HASH_KEY"], "collector and dbt must hash users with one key"
+    assert env["COLLECTOR_HMAC_KEYS"].startswith("${COLLECTOR_HMAC_KEYS:?"), "signing keys come from docker/.env"
+
+
+def test_env_example_hmac_keys_have_the_collector_format() -> None:
+    keys = parse_hmac_keys(env_example_names()["COLLECTOR_HMAC_KEYS"])  # raises naming the problem
+    assert keys and all(b"change-me" in secret for secret in keys.values()), "the template's secret says change-me"
+
+
+# Kafka: the platform creates the topics --------------------------------------------------------
+
+
+def test_kafka_topic_settings_match_the_embedded_stack(services: dict[str, Any], platform_env: dict[str, str]) -> None:
+    env = environment(services["kafka"])
+    assert env.get("KAFKA_AUTO_CREATE_TOPICS_ENABLE") == "false", (
+        "kafka must not auto-create topics: the kafka/topics asset creates them with the plan's settings"
+    )
+    assert env.get("KAFKA_AUTO_CREATE_TOPICS_ENABLE") == EMBEDDED_KAFKA["auto.create.topics.enable"]
+    assert int(env.get("KAFKA_NUM_PARTITIONS", "1")) == EMBEDDED_KAFKA["num.partitions"]
+    assert env.get("KAFKA_DEFAULT_REPLICATION_FACTOR") == platform_env["INGEST_REPLICATION_FACTOR"]
+    assert int(env.get("KAFKA_LOG_RETENTION_HOURS", "168")) == topics.DEFAULT_RETENTION_HOURS
+
+
+# The optional OpenTelemetry Collector front (profile otelcol) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def otelcol_config() -> dict[str, Any]:
+    return load_yaml(OTELCOL_CONFIG)
+
+
+def test_otelcol_service_mounts_its_config_on_other_ports(services: dict[str, Any]) -> None:
+    otelcol = services["otelcol"]
+    assert str(otelcol["image"]).startswith("otel/opentelemetry-collector-contrib:"), "the contrib build has kafka"
+    target = next((t for t, src in mount_targets(otelcol).items() if src == "./otelcol/config.yaml"), None)
+    assert target and f"--config={target}" in (otelcol.get("command") or []), (
+        "otelcol does not load ./otelcol/config.yaml"
+    )
+    hosts = {host for host, _ in published(otelcol)}
+    ours = {host for host, _ in published(services["collector"])}
+    assert hosts and not hosts & ours, f"otelcol host ports {hosts} collide with the collector's {ours}"
+    assert (otelcol.get("depends_on") or {}).get("kafka", {}).get("condition") == "service_healthy"
+
+
+def test_otelcol_config_receives_otlp_and_writes_our_topics_as_otlp_json(
+    services: dict[str, Any], platform_env: dict[str, str], otelcol_config: dict[str, Any]
+) -> None:
+    protocols = otelcol_config["receivers"]["otlp"]["protocols"]
+    listening = {int(p["endpoint"].rpartition(":")[2]) for p in protocols.values()}
+    assert listening == {container for _, container in published(services["otelcol"])}, (
+        f"otelcol listens on {listening}, publishes {published(services['otelcol'])}"
+    )
+    kafka = otelcol_config["exporters"]["kafka"]
+    assert kafka["brokers"] == platform_env["KAFKA_BOOTSTRAP_SERVERS"].split(",")
+    assert "topic" not in kafka and "encoding" not in kafka, "per-signal settings only (top-level ones are deprecated)"
+    topic_names = {t.name for t in topics.TOPICS}
+    for signal, spec in SIGNALS.items():
+        assert kafka[signal]["topic"] == spec.topic, f"otelcol {signal} -> {kafka[signal]['topic']}, want {spec.topic}"
+        assert spec.topic in topic_names, f"{spec.topic} is not in the topic plan"
+        assert kafka[signal]["encoding"] == ACCEPTED_OTLP_ENCODING, (
+            f"otelcol {signal}: encoding {kafka[signal]['encoding']}; the Kafka tables read {ACCEPTED_OTLP_ENCODING}"
+        )
+    assert f"`{ACCEPTED_OTLP_ENCODING}` only" in (REPO_ROOT / "docs/ingest.md").read_text(), "docs/ingest.md changed"
+    pipelines = otelcol_config["service"]["pipelines"]
+    assert set(pipelines) == set(SIGNALS)
+    for name, pipeline in pipelines.items():
+        assert pipeline["receivers"] == ["otlp"] and pipeline["exporters"] == ["kafka"], name
+        assert pipeline["processors"][-1] == "batch", f"{name}: batch is the last processor"
+        for processor in pipeline["processors"]:
+            assert processor in otelcol_config["processors"], f"{name}: processor {processor} is not defined"
+
+
+def test_otelcol_deletes_what_our_collector_deletes_or_hashes(otelcol_config: dict[str, Any]) -> None:
+    processors = otelcol_config["processors"]
+    attributes = processors["attributes/pii"]["actions"]
+    resource = processors["resource/pii"]["attributes"]
+    for actions in (attributes, resource):
+        assert {a["action"] for a in actions} == {"delete"}, "an unkeyed hash would not protect user ids"
+        assert {a["key"] for a in actions} >= DEFAULT_DELETE | DEFAULT_HASH
+    for name, pipeline in otelcol_config["service"]["pipelines"].items():
+        assert {"attributes/pii", "resource/pii"} <= set(pipeline["processors"]), f"{name} skips the PII processors"
+
+
+# Dagster: runs in containers of their own, the manifest built into the image -------------------
+
+
+@pytest.fixture(scope="module")
+def instance() -> dict[str, Any]:
+    return load_yaml(DAGSTER_YAML)
+
+
+def test_dagster_launches_runs_with_the_docker_run_launcher(
+    compose: dict[str, Any], services: dict[str, Any], platform_env: dict[str, str], instance: dict[str, Any]
+) -> None:
+    launcher = instance.get("run_launcher") or {}
+    assert (launcher.get("module"), launcher.get("class")) == ("dagster_docker", "DockerRunLauncher")
+    config = launcher.get("config") or {}
+    assert config.get("image") == services["dagster-user-code"]["image"], "runs use the code location's image"
+    assert environment(services["dagster-user-code"]).get("DAGSTER_CURRENT_IMAGE") == config["image"]
+    network = ((compose.get("networks") or {}).get("default") or {}).get("name")
+    assert network and config.get("network") == network, f"runs join {config.get('network')}, compose is {network}"
+    assert set(config.get("env_vars") or []) == set(platform_env), (
+        "run_launcher.env_vars must name exactly x-platform-env's variables: "
+        f"missing {sorted(set(platform_env) - set(config.get('env_vars') or []))}, "
+        f"extra {sorted(set(config.get('env_vars') or []) - set(platform_env))}"
+    )
+    token_dir = str(PurePosixPath(platform_env["GRAFANA_API_TOKEN_FILE"]).parent)
+    volume = compose["volumes"][mount_targets(services["dagster-user-code"])[token_dir]]["name"]
+    run_volumes = (config.get("container_kwargs") or {}).get("volumes") or []
+    assert f"{volume}:{token_dir}:ro" in run_volumes, f"runs do not mount the token volume {volume} at {token_dir}"
+    for name in ("dagster-daemon", "dagster-webserver"):
+        assert mount_targets(services[name]).get(DOCKER_SOCKET) == DOCKER_SOCKET, f"{name} lacks the Docker socket"
+        assert services[name].get("group_add"), f"{name}: no group_add for the socket's group"
+
+
+def test_dagster_docker_is_pinned_for_the_image_only(instance: dict[str, Any]) -> None:
+    lock = dict(
+        line.split("==", 1) for line in LOCK.read_text().splitlines() if "==" in line and not line.startswith("#")
+    )
+    assert "dagster-docker" not in lock, "dagster-docker belongs to the image's requirements, not the lock"
+    pins = dict(
+        line.split("#", 1)[0].strip().split("==", 1)
+        for line in DOCKER_REQUIREMENTS.read_text().splitlines()
+        if "==" in line.split("#", 1)[0]
+    )
+    assert pins.get("dagster-docker") == lock["dagster-postgres"], (
+        f"dagster-docker {pins.get('dagster-docker')} must match the dagster libraries' {lock['dagster-postgres']}"
+    )
+    assert not set(pins) & set(lock), f"pinned twice: {sorted(set(pins) & set(lock))}"
+    install = [line for line in DOCKERFILE.read_text().splitlines() if line.startswith("RUN pip install")]
+    assert install and "-r docker/requirements.docker.txt" in install[0] and "-c requirements.lock" in install[0]
+
+
+def test_dbt_manifest_is_built_into_the_image() -> None:
+    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines()]
+    parse = [
+        i
+        for i, line in enumerate(lines)
+        if line.startswith("RUN") and ("ensure_manifest" in line or "dbt parse" in line)
+    ]
+    assert parse, "the Dockerfile does not build the dbt manifest (ensure_manifest / dbt parse)"
+    last_copy = max(i for i, line in enumerate(lines) if line.startswith("COPY"))
+    install = next(i for i, line in enumerate(lines) if line.startswith("RUN pip install"))
+    user = max(i for i, line in enumerate(lines) if line.startswith("USER"))
+    assert parse[-1] > max(last_copy, install, user), (
+        "dbt parse must run after the last COPY and pip install, as the runtime user (it owns dbt/target)"
+    )
+    project_dir = re.search(r"PLATFORM_PROJECT_DIR=(\S+)", DOCKERFILE.read_text())
+    workdir = next(line.split()[1] for line in lines if line.startswith("WORKDIR"))
+    assert project_dir and project_dir.group(1) == workdir, "the project files are read from the image's copy"
+    ignored = {line.strip() for line in DOCKERIGNORE.read_text().splitlines()}
+    assert "dbt/target" in ignored, "a local (maybe stale) manifest must not enter the image"
