@@ -75,3 +75,7 @@ if ! "$java_bin" -Xshare:on -XX:SharedArchiveFile="$jars/kafka.jsa" -cp "$jars/*
     'from platform_assets.stack.servers.kafka import build_class_archive; build_class_archive()' \
     || echo "setup: no class archive for the Kafka broker (it starts without one, slower)" >&2
 fi
+
+# The dbt manifest the asset graph is built from: parsed here when missing or older than a
+# project file (the code location only reads it at load; docker/Dockerfile builds it into the image).
+.venv/bin/python -c 'from platform_assets.transform.project import ensure_manifest; ensure_manifest()'

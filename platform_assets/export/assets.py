@@ -1,8 +1,18 @@
 """Daily Parquet exports as Dagster assets: one per exported table, one partition per UTC day."""
 
-from datetime import date
+from datetime import date, timedelta
 
-from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    Backoff,
+    FreshnessPolicy,
+    Jitter,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
 
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.core.resources import ClickHouseResource, ObjectStoreResource
@@ -12,6 +22,10 @@ from platform_assets.export.tables import EXPORT_TABLES, ExportTable
 
 OWNERS = ["team:data-platform"]
 GROUP = "export"
+# ClickHouse and S3 calls: a server restart or a throttled bucket is retried (a re-run replaces the day).
+RETRY = RetryPolicy(max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+# Each day is exported after it closes: the last export is under 26 h old (WARN past it, FAIL past 48 h).
+FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=48), warn_window=timedelta(hours=26))
 
 
 def describe(table: ExportTable) -> str:
@@ -32,6 +46,8 @@ def build_export_asset(table: ExportTable) -> AssetsDefinition:
         owners=OWNERS,
         kinds={"clickhouse", "parquet", "s3"},
         description=describe(table),
+        retry_policy=RETRY,
+        freshness_policy=FRESHNESS,
     )
     def _export(
         context: AssetExecutionContext,

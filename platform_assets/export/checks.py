@@ -16,6 +16,7 @@ from dagster import (
 
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.core.resources import ClickHouseResource, ObjectStoreResource
+from platform_assets.export.assets import RETRY
 from platform_assets.export.resources import ExportResource
 from platform_assets.export.tables import EXPORT_TABLES, ExportTable
 from platform_assets.export.verify import verify_day
@@ -38,6 +39,7 @@ def _build_export_check(table: ExportTable) -> AssetChecksDefinition:
         description=f"Every Parquet object of the day, read by ClickHouse ({table.database}.{table.name} export) "
         "and by pyarrow, matches _manifest.json: object set, bytes, SHA-256, rows, schema.",
         partitions_def=daily_partitions,
+        retry_policy=RETRY,
     )
     def _check(
         context: AssetCheckExecutionContext,

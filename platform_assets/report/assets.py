@@ -5,21 +5,35 @@ No Grafana runs on the embedded stack; this page is what someone opens instead (
 
 from datetime import date
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    Backoff,
+    Jitter,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
 
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.core.resources import ClickHouseResource
 from platform_assets.report.data import MARTS
 from platform_assets.report.render import write_report
 
+REPORT_KEY = AssetKey(["report", "daily"])
+# ClickHouse queries: a server restart is retried (the page of the day is simply rewritten).
+RETRY = RetryPolicy(max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
 
 @asset(
-    key=AssetKey(["report", "daily"]),
+    key=REPORT_KEY,
     group_name="report",
     owners=["team:data-platform"],
     kinds={"html"},
     partitions_def=daily_partitions,
     deps=[AssetKey(["marts", mart]) for mart in MARTS],
+    retry_policy=RETRY,
 )
 def daily_report(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> MaterializeResult:
     """Grain: one self-contained HTML page per UTC day (the partition), at

@@ -1,4 +1,10 @@
-"""The dbt project as Dagster sees it: paths, and a manifest that is never stale at load time."""
+"""The dbt project as Dagster sees it: paths, and the manifest the asset graph is read from.
+
+Loading the code location only reads the manifest that was built beforehand (the Docker image
+runs `dbt parse` at build; `ensure_manifest()` here for setup, tests and the demo). It parses
+at load only when the manifest is missing (a fresh checkout) or, under `dagster dev`, when a
+project file is newer, as dagster-dbt's `DbtProject.prepare_if_dev()` does.
+"""
 
 from __future__ import annotations
 
@@ -38,14 +44,37 @@ def parse_env() -> dict[str, str]:
     }
 
 
+def is_stale(manifest: Path) -> bool:
+    built = manifest.stat().st_mtime
+    return any(p.stat().st_mtime > built for p in _sources())
+
+
+def using_dagster_dev() -> bool:
+    """`dagster dev` sets DAGSTER_IS_DEV_CLI for the code servers it starts (what dagster-dbt checks)."""
+    return bool(os.environ.get("DAGSTER_IS_DEV_CLI"))
+
+
+def load_manifest() -> Path:
+    """The manifest for the asset graph at import: read as built; `dbt parse` only when it is
+    missing, or stale under `dagster dev` (so an edited model shows up on reload)."""
+    manifest = dbt_project.manifest_path
+    if manifest.exists() and not (using_dagster_dev() and is_stale(manifest)):
+        return manifest
+    return parse()
+
+
 def ensure_manifest() -> Path:
     """Runs `dbt parse` when the manifest is missing or older than any project file, so the
-    asset graph always matches the SQL on disk (also outside `dagster dev`)."""
+    asset graph matches the SQL on disk: for setup, the tests and the demo, not at every load."""
     manifest = dbt_project.manifest_path
-    if manifest.exists():
-        built = manifest.stat().st_mtime
-        if all(p.stat().st_mtime <= built for p in _sources()):
-            return manifest
+    if manifest.exists() and not is_stale(manifest):
+        return manifest
+    return parse()
+
+
+def parse() -> Path:
+    """`dbt parse` into the project's target folder; fails with dbt's output."""
+    manifest = dbt_project.manifest_path
     exe = str(Path(sys.executable).with_name("dbt"))
     proc = subprocess.run(
         [exe, "parse", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--quiet"],

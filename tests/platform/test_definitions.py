@@ -75,3 +75,16 @@ def test_dbt_models_join_one_lineage_graph_with_partitions_and_pool():
     assert any(k.asset_key == product.key for k in graph.asset_check_keys)
     names = {s.name for s in defs.schedules or []}
     assert {"transform_every_5_minutes", "transform_hourly", "transform_previous_day"} <= names
+
+
+def test_operations_that_run_by_themselves_are_registered():
+    from platform_assets.definitions import defs
+
+    repo = defs.get_repository_def()
+    sensors = {s.name: s for s in repo.sensor_defs}
+    assert {"export_finished_days", "report_after_marts", "publish_on_change"} <= set(sensors)
+    assert sensors["publish_on_change"].job_name == "publish_job"
+    guard = next(s for s in repo.schedule_defs if s.name == "export_ttl_guard_daily")
+    assert guard.job_name == "export_ttl_guard_job" and guard.execution_timezone == "UTC"
+    checks = {(k.asset_key.to_user_string(), k.name) for k in repo.asset_graph.asset_check_keys}
+    assert ("export/raw/agent_events", "exported_before_ttl") in checks

@@ -163,10 +163,17 @@ def test_week_backfill_is_one_run_and_twice_gives_identical_marts(week_data, res
     md = mats[0].materialization.metadata
     assert md["dbt/min_date"].value == WEEK[0].isoformat()
     assert md["dbt/max_date"].value == (WEEK[-1] + timedelta(days=1)).isoformat()
-    # ClickHouse cost of the model, from system.query_log through dbt's query comments.
-    assert md["clickhouse/read_rows"].value >= len(week_data["product"])
-    assert md["clickhouse/written_rows"].value == len(week_data["product"]) - 25
-    assert md["clickhouse/duration_ms"].value >= 0 and md["clickhouse/peak_memory_bytes"].value > 0
+    # ClickHouse cost of the model, from system.query_log through dbt's query comments: one
+    # observation per model once dbt has ended (the materializations were not held back for it).
+    (cost_event,) = [e for e in first.get_asset_observation_events() if e.asset_key == key]
+    cost = cost_event.asset_observation_data.asset_observation.metadata
+    assert cost["clickhouse/read_rows"].value >= len(week_data["product"])
+    assert cost["clickhouse/written_rows"].value == len(week_data["product"]) - 25
+    assert cost["clickhouse/duration_ms"].value >= 0 and cost["clickhouse/peak_memory_bytes"].value > 0
+    assert cost["dbt/min_date"].value == WEEK[0].isoformat()
+    kinds = [e.event_type_value for e in first.all_events]
+    last_built = max(i for i, k in enumerate(kinds) if k == "ASSET_MATERIALIZATION")
+    assert kinds.index("ASSET_OBSERVATION") > last_built  # the costs follow, once dbt has ended
     before = partition_snapshot(clickhouse, WEEK[0], WEEK[-1])
     assert len(before["staging.stg_kafka__product_events"]) == 7 * 300
     assert len(before["marts.fct_product_events"]) == 7 * 300

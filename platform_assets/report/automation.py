@@ -1,0 +1,89 @@
+"""The daily report writes itself: sensor `report_after_marts` requests yesterday's page (and any of
+the last LOOKBACK_DAYS days without one) once every mart it reads was built after the day closed,
+and again when such a mart's day is rebuilt after the page was written.
+
+On by default in docker and prod, off on the embedded stack (PLATFORM_AUTOMATION, docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, date, datetime, time, timedelta
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    DefaultSensorStatus,
+    EventLogRecord,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from platform_assets.core.partitions import daily_partitions
+from platform_assets.report.assets import REPORT_KEY, daily_report
+from platform_assets.report.data import MARTS
+
+LOOKBACK_DAYS = 3
+SENSOR_INTERVAL_S = 300
+MART_KEYS = [AssetKey(["marts", m]) for m in MARTS]
+
+
+def automation_on() -> bool:
+    """PLATFORM_AUTOMATION=on/off; unset: on unless PLATFORM_ENV is local (the same rule as the exports)."""
+    value = os.environ.get("PLATFORM_AUTOMATION", "").strip().lower()
+    if value:
+        if value not in ("on", "off", "1", "0", "true", "false", "yes", "no"):
+            raise ValueError(f"PLATFORM_AUTOMATION={value!r} is not one of on, off")
+        return value in ("on", "1", "true", "yes")
+    return os.environ.get("PLATFORM_ENV", "local") != "local"
+
+
+def _latest(instance: DagsterInstance, key: AssetKey, day: date) -> EventLogRecord | None:
+    found = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1
+    )
+    return found.records[0] if found.records else None
+
+
+def report_due(instance: DagsterInstance, day: date) -> tuple[str | None, list[str]]:
+    """(run key, or None when nothing to do) and the marts the day's page still waits for."""
+    closed = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC).timestamp()
+    built = {key: _latest(instance, key, day) for key in MART_KEYS}
+    waiting = [k.to_user_string() for k, r in built.items() if r is None or r.timestamp < closed]
+    if waiting:
+        return None, waiting
+    newest = max(r.storage_id for r in built.values() if r is not None)
+    page = _latest(instance, REPORT_KEY, day)
+    if page is not None and page.storage_id > newest:
+        return None, []
+    state = ",".join(f"{k.to_user_string()}@{r.storage_id}" for k, r in built.items() if r is not None)
+    return f"report:{day.isoformat()}:{hashlib.sha256(state.encode()).hexdigest()[:16]}", []
+
+
+@sensor(
+    name="report_after_marts",
+    target=[daily_report],
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    default_status=DefaultSensorStatus.RUNNING if automation_on() else DefaultSensorStatus.STOPPED,
+    description="Writes each closed day's report page once the marts it reads were built after the day closed.",
+)
+def report_after_marts(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    today = datetime.now(UTC).date()
+    first = daily_partitions.start.date()
+    requests, waits = [], []
+    for day in (today - timedelta(days=n) for n in range(LOOKBACK_DAYS, 0, -1)):
+        if day < first:
+            continue
+        key, waiting = report_due(context.instance, day)
+        if key:
+            requests.append(RunRequest(run_key=key, partition_key=day.isoformat(), tags={"platform/domain": "report"}))
+        elif waiting:
+            waits.append(f"{day} waits for {', '.join(waiting)}")
+    if requests:
+        return SensorResult(run_requests=requests)
+    return SkipReason("; ".join(waits) or f"the report of each of the last {LOOKBACK_DAYS} closed days is written")
