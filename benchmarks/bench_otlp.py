@@ -370,11 +370,12 @@ def latency(res, http_port: int, signal: str, samples: int) -> dict:
     }
 
 
-def start_collector(env: dict[str, str]) -> tuple[subprocess.Popen, int, int]:
+def start_collector(env: dict[str, str], workers: int = 1) -> tuple[subprocess.Popen, int, int]:
+    """``platform-collector`` on free ports with ``workers`` worker processes; (process, HTTP port, gRPC port)."""
     http_port, grpc_port = free_port(), free_port()
     proc = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "platform-collector"),
-         *("--port", str(http_port), "--grpc-port", str(grpc_port), "--workers", "1")],
+         *("--port", str(http_port), "--grpc-port", str(grpc_port), "--workers", str(workers))],
         env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -384,6 +385,7 @@ def start_collector(env: dict[str, str]) -> tuple[subprocess.Popen, int, int]:
                 return proc, http_port, grpc_port
         except requests.RequestException:
             time.sleep(0.2)
+    proc.terminate()
     raise RuntimeError("collector did not start in 60 s")
 
 

@@ -58,7 +58,6 @@ column a hash of the row number), the raw-table shapes of bench_transform.py.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing
 import os
@@ -66,7 +65,6 @@ import platform
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -86,13 +84,13 @@ from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.publish.dashboards import ALL_VALUE, DASHBOARDS
 from platform_assets.publish.macros import Expansion, TimeRange, expand
 from platform_assets.publish.panels import IN_WORKSPACE
-from platform_assets.stack.process import free_port
 from platform_assets.stack.scratch import scratch_stack
 from platform_assets.transform.cost import model_costs
 from platform_assets.transform.jobs import INTRADAY_MODELS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_transform import Dbt, agent_events_sql, pct, spans_sql  # a sibling script
+from bench_otlp import start_collector  # sibling scripts
+from bench_transform import Dbt, agent_events_sql, finish, pct, spans_sql
 
 OLD_INTRADAY_MODELS = (
     "+mart_agent_metrics_1m +mart_agent_metrics_1h +mart_tool_reliability_hourly +mart_route_latency_1m "
@@ -325,24 +323,6 @@ def load_client(port: int, rate: float, items: int, threads: int, start_at: floa
     results.put({"spans": sum(sent), "failed_requests": sum(failed), "first": min(first), "last": max(last)})
 
 
-def start_collector(env: dict[str, str], workers: int) -> tuple[subprocess.Popen, int]:
-    http_port, grpc_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "platform-collector"),
-         *("--port", str(http_port), "--grpc-port", str(grpc_port), "--workers", str(workers))],
-        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{http_port}/health", timeout=1).ok:
-                return proc, http_port
-        except requests.RequestException:
-            time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError("collector did not start in 60 s")
-
-
 def summary(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50_s": None, "p95_s": None, "max_s": None}
@@ -361,7 +341,7 @@ def freshness(args: argparse.Namespace) -> dict[str, Any]:
         env, res = prepare(stack)
         os.environ.update(env)
         time.sleep(8)  # the new Kafka consumers join their groups
-        proc, port = start_collector(env, args.collector_workers)
+        proc, port, _ = start_collector(env, args.collector_workers)
         url = f"http://127.0.0.1:{port}{otlp.SIGNALS['traces'].path}"
         sent_at: dict[str, float] = {}
         sent_wall: dict[str, float] = {}
@@ -944,13 +924,7 @@ def main() -> int:
             result[name] = {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
         result[name]["part_seconds"] = round(time.monotonic() - t0, 1)
         print(f"part {name} done in {result[name]['part_seconds']} s", file=sys.stderr)
-    result["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    result["total_seconds"] = round(time.monotonic() - started, 1)
-    text = json.dumps(result, indent=2, default=str)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    return finish(result, started, args)
 
 
 if __name__ == "__main__":

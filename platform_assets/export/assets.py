@@ -5,15 +5,13 @@ from datetime import date, timedelta
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
-    Backoff,
     FreshnessPolicy,
-    Jitter,
     MaterializeResult,
     MetadataValue,
-    RetryPolicy,
     asset,
 )
 
+from platform_assets.core.automation import SERVER_RETRY
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.core.resources import ClickHouseResource, ObjectStoreResource
 from platform_assets.export.exporter import export_day
@@ -23,7 +21,7 @@ from platform_assets.export.tables import EXPORT_TABLES, ExportTable
 OWNERS = ["team:data-platform"]
 GROUP = "export"
 # ClickHouse and S3 calls: a server restart or a throttled bucket is retried (a re-run replaces the day).
-RETRY = RetryPolicy(max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+RETRY = SERVER_RETRY
 # Each day is exported after it closes: the last export is under 26 h old (WARN past it, FAIL past 48 h).
 FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=48), warn_window=timedelta(hours=26))
 

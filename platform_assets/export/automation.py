@@ -13,9 +13,7 @@ No `from __future__ import annotations` here: Dagster reads the check's context 
 """
 
 import hashlib
-import os
-from collections.abc import Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -23,12 +21,9 @@ from dagster import (
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetKey,
-    AssetRecordsFilter,
     AssetSelection,
     DagsterInstance,
     DefaultScheduleStatus,
-    DefaultSensorStatus,
-    EventLogRecord,
     MetadataValue,
     RunRequest,
     ScheduleEvaluationContext,
@@ -41,6 +36,7 @@ from dagster import (
     sensor,
 )
 
+from platform_assets.core.automation import automation_status, day_closed_at, latest_materialization
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.core.resources import ClickHouseResource, ObjectStoreResource
 from platform_assets.export.assets import EXPORT_ASSETS, RETRY
@@ -54,29 +50,6 @@ RAW_GRACE = timedelta(minutes=30)  # a raw day is exported this long after it cl
 SENSOR_INTERVAL_S = 300
 TTL_WARNING_DAYS = 7  # the guard fails this many days before a day's rows start to expire
 TTL_CHECK_NAME = "exported_before_ttl"
-AUTOMATION_ENV = "PLATFORM_AUTOMATION"
-
-
-def automation_on(env: Mapping[str, str] | None = None) -> bool:
-    """PLATFORM_AUTOMATION=on/off; unset: on in docker and prod, off on the embedded stack (local),
-    where the demo and the tests start every run themselves (docs/operations.md)."""
-    e = os.environ if env is None else env
-    value = e.get(AUTOMATION_ENV, "").strip().lower()
-    if value in ("on", "1", "true", "yes"):
-        return True
-    if value in ("off", "0", "false", "no"):
-        return False
-    if value:
-        raise ValueError(f"{AUTOMATION_ENV}={value!r} is not one of on, off")
-    return e.get("PLATFORM_ENV", "local") != "local"
-
-
-def automation_status() -> DefaultSensorStatus:
-    return DefaultSensorStatus.RUNNING if automation_on() else DefaultSensorStatus.STOPPED
-
-
-def day_closed_at(day: date) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
 def closed_days(now: datetime, lookback: int = LOOKBACK_DAYS) -> list[date]:
@@ -84,13 +57,6 @@ def closed_days(now: datetime, lookback: int = LOOKBACK_DAYS) -> list[date]:
     first = daily_partitions.start.date()
     today = now.astimezone(UTC).date()
     return [d for d in (today - timedelta(days=n) for n in range(lookback, 0, -1)) if d >= first]
-
-
-def latest_materialization(instance: DagsterInstance, key: AssetKey, day: date) -> EventLogRecord | None:
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1
-    ).records
-    return records[0] if records else None
 
 
 def pending_exports(

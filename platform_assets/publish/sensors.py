@@ -13,14 +13,9 @@ On by default in docker and prod, off on the embedded stack (PLATFORM_AUTOMATION
 from __future__ import annotations
 
 import hashlib
-import os
 
 from dagster import (
     AssetSelection,
-    Backoff,
-    DefaultSensorStatus,
-    Jitter,
-    RetryPolicy,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
@@ -29,12 +24,13 @@ from dagster import (
     sensor,
 )
 
+from platform_assets.core.automation import SERVER_RETRY, automation_status
 from platform_assets.publish.generate import generated_files
 
 SENSOR_INTERVAL_S = 300
 GROUP = "publish"
 # Grafana and ClickHouse calls of the publication run: a restarting Grafana is retried.
-RETRY = RetryPolicy(max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+RETRY = SERVER_RETRY
 
 publish_job = define_asset_job(
     "publish_job",
@@ -43,16 +39,6 @@ publish_job = define_asset_job(
     tags={"platform/domain": "publish"},
     description="Every publication asset: the Grafana folder, datasource, dashboards and alert rules.",
 )
-
-
-def automation_on() -> bool:
-    """PLATFORM_AUTOMATION=on/off; unset: on unless PLATFORM_ENV is local (the same rule as the exports)."""
-    value = os.environ.get("PLATFORM_AUTOMATION", "").strip().lower()
-    if value:
-        if value not in ("on", "off", "1", "0", "true", "false", "yes", "no"):
-            raise ValueError(f"PLATFORM_AUTOMATION={value!r} is not one of on, off")
-        return value in ("on", "1", "true", "yes")
-    return os.environ.get("PLATFORM_ENV", "local") != "local"
 
 
 def generated_hash() -> str:
@@ -66,7 +52,7 @@ def generated_hash() -> str:
     name="publish_on_change",
     job=publish_job,
     minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=DefaultSensorStatus.RUNNING if automation_on() else DefaultSensorStatus.STOPPED,
+    default_status=automation_status(),
     description="Publishes the dashboards and alert rules when what publish.generate produces changes "
     "(sha256 of the generated files; run key publish:<sha256>).",
 )

@@ -8,14 +8,12 @@ from datetime import date
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    Backoff,
-    Jitter,
     MaterializeResult,
     MetadataValue,
-    RetryPolicy,
     asset,
 )
 
+from platform_assets.core.automation import SERVER_RETRY
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.core.resources import ClickHouseResource
 from platform_assets.report.data import MARTS
@@ -23,7 +21,7 @@ from platform_assets.report.render import write_report
 
 REPORT_KEY = AssetKey(["report", "daily"])
 # ClickHouse queries: a server restart is retried (the page of the day is simply rewritten).
-RETRY = RetryPolicy(max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+RETRY = SERVER_RETRY
 
 
 @asset(

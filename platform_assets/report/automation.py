@@ -8,15 +8,11 @@ On by default in docker and prod, off on the embedded stack (PLATFORM_AUTOMATION
 from __future__ import annotations
 
 import hashlib
-import os
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
     AssetKey,
-    AssetRecordsFilter,
     DagsterInstance,
-    DefaultSensorStatus,
-    EventLogRecord,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
@@ -24,6 +20,7 @@ from dagster import (
     sensor,
 )
 
+from platform_assets.core.automation import automation_status, day_closed_at, latest_materialization
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.report.assets import REPORT_KEY, daily_report
 from platform_assets.report.data import MARTS
@@ -33,32 +30,15 @@ SENSOR_INTERVAL_S = 300
 MART_KEYS = [AssetKey(["marts", m]) for m in MARTS]
 
 
-def automation_on() -> bool:
-    """PLATFORM_AUTOMATION=on/off; unset: on unless PLATFORM_ENV is local (the same rule as the exports)."""
-    value = os.environ.get("PLATFORM_AUTOMATION", "").strip().lower()
-    if value:
-        if value not in ("on", "off", "1", "0", "true", "false", "yes", "no"):
-            raise ValueError(f"PLATFORM_AUTOMATION={value!r} is not one of on, off")
-        return value in ("on", "1", "true", "yes")
-    return os.environ.get("PLATFORM_ENV", "local") != "local"
-
-
-def _latest(instance: DagsterInstance, key: AssetKey, day: date) -> EventLogRecord | None:
-    found = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1
-    )
-    return found.records[0] if found.records else None
-
-
 def report_due(instance: DagsterInstance, day: date) -> tuple[str | None, list[str]]:
     """(run key, or None when nothing to do) and the marts the day's page still waits for."""
-    closed = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC).timestamp()
-    built = {key: _latest(instance, key, day) for key in MART_KEYS}
+    closed = day_closed_at(day).timestamp()
+    built = {key: latest_materialization(instance, key, day) for key in MART_KEYS}
     waiting = [k.to_user_string() for k, r in built.items() if r is None or r.timestamp < closed]
     if waiting:
         return None, waiting
     newest = max(r.storage_id for r in built.values() if r is not None)
-    page = _latest(instance, REPORT_KEY, day)
+    page = latest_materialization(instance, REPORT_KEY, day)
     if page is not None and page.storage_id > newest:
         return None, []
     state = ",".join(f"{k.to_user_string()}@{r.storage_id}" for k, r in built.items() if r is not None)
@@ -69,7 +49,7 @@ def report_due(instance: DagsterInstance, day: date) -> tuple[str | None, list[s
     name="report_after_marts",
     target=[daily_report],
     minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=DefaultSensorStatus.RUNNING if automation_on() else DefaultSensorStatus.STOPPED,
+    default_status=automation_status(),
     description="Writes each closed day's report page once the marts it reads were built after the day closed.",
 )
 def report_after_marts(context: SensorEvaluationContext) -> SensorResult | SkipReason:

@@ -25,14 +25,12 @@ from dagster import (
     AssetMaterialization,
     AssetObservation,
     BackfillPolicy,
-    Backoff,
     Failure,
-    Jitter,
     Output,
-    RetryPolicy,
 )
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from platform_assets.core.automation import SERVER_RETRY
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.core.resources import ClickHouseResource
 from platform_assets.transform.cost import cost_metadata, model_costs
@@ -44,7 +42,7 @@ TRANSLATOR = PlatformDbtTranslator()
 DBT_POOL = "dbt"
 # A dbt build that failed on the server connection is retried (the whole selection again: each
 # incremental model replaces its window, so a rerun is safe); a failing dbt test or a SQL error is not.
-DBT_RETRY = RetryPolicy(max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+DBT_RETRY = SERVER_RETRY
 TRANSIENT = re.compile(
     r"connection|timed out|timeout|refused|reset by peer|broken pipe|network|temporarily unavailable|"
     r"too_many_simultaneous_queries|max retries exceeded",

@@ -160,8 +160,8 @@ def test_publish_job_holds_every_publication_asset():
 
 
 def test_automation_is_off_on_the_embedded_stack_and_on_elsewhere():
+    from platform_assets.core.automation import automation_on
     from platform_assets.definitions import defs
-    from platform_assets.export.automation import automation_on
 
     assert not automation_on({"PLATFORM_ENV": "local"})
     assert automation_on({"PLATFORM_ENV": "docker"}) and automation_on({"PLATFORM_ENV": "prod"})
