@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -83,6 +84,15 @@ def stack() -> Iterator[Stack]:
             SESSION_ENV.clear()
             os.environ.clear()
             os.environ.update(saved)
+            keep_logs(stack.cfg.root / "logs", REPO_ROOT / "test-artifacts" / "stack-logs")
+
+
+def keep_logs(source: Path, target: Path) -> None:
+    """The session stack's server logs (broker, ClickHouse, Postgres, S3) outlive its temp dir:
+    a failure that depends on what a server did is read there after the run."""
+    shutil.rmtree(target, ignore_errors=True)
+    if source.is_dir():
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.pid"))
 
 
 @pytest.fixture(scope="session")

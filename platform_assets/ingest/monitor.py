@@ -130,3 +130,45 @@ def record_lag(clickhouse: ClickHouseResource, lags: list[TopicLag], observed_at
         with clickhouse.client(context) as client:
             client.command(load(__file__, "record_consumer_lag.sql"), parameters={"rows": text})
     return len(rows)
+
+
+def group_members(kafka: KafkaResource, topic: str) -> dict[str, Any]:
+    """The broker's view of the ClickHouse group of ``topic``: its state and, per member, the
+    client id and the partitions the group coordinator gave it. Tells a consumer that holds no
+    partition because another member of the group holds them from one that never joined."""
+    group = group_for(topic)
+    admin = kafka.admin()  # held until the answer: a collected client never completes its futures
+    try:
+        (future,) = admin.describe_consumer_groups([group], request_timeout=TIMEOUT_S).values()
+        described = future.result(timeout=TIMEOUT_S)
+    except KafkaException as exc:
+        return {"group": group, "error": f"broker error: {exc}"}
+    members = [
+        {
+            "member_id": m.member_id,
+            "client_id": m.client_id,
+            "host": m.host,
+            "partitions": sorted(
+                (tp.topic, tp.partition) for tp in (m.assignment.topic_partitions if m.assignment else [])
+            ),
+        }
+        for m in described.members
+    ]
+    return {"group": group, "state": str(described.state), "members": members}
+
+
+def consumer_rows(clickhouse: ClickHouseResource, table: str, context: Any = None) -> list[dict[str, Any]]:
+    """``system.kafka_consumers`` as it stands for one Kafka table of ``kafka_queue``: per consumer
+    its member id, partitions, last poll, rebalances and last exception."""
+    with clickhouse.client(context) as client:
+        result = client.query(
+            "SELECT consumer_id, assignments.partition_id, last_poll_time, last_rebalance_time, "
+            "num_rebalance_assignments, num_rebalance_revocations, num_messages_read, is_currently_used, "
+            "last_used, exceptions.text, dependencies, missing_dependencies "
+            "FROM system.kafka_consumers WHERE database = 'kafka_queue' AND table = {t:String}",
+            parameters={"t": table},
+        )
+    return [
+        dict(zip(result.column_names, [str(v) if isinstance(v, datetime) else v for v in row], strict=True))
+        for row in result.result_rows
+    ]

@@ -23,6 +23,7 @@ from platform_assets.ingest.collector.app import Metrics
 from platform_assets.ingest.collector.config import CollectorConfig, CollectorSettingError
 from platform_assets.ingest.collector.serve import CollectorThread
 from platform_assets.ingest.collector.stats import StatsPublisher
+from platform_assets.ingest.monitor import consumer_rows, group_members
 from platform_assets.ingest.resources import IngestResource
 from platform_assets.ingest.sensors import ingest_consumer_lag_sensor
 from platform_assets.ingest.topics import CONSUMED
@@ -217,7 +218,15 @@ def test_collector_reports_its_rejections_exactly(schema, clickhouse, kafka):
         since=since.replace(tzinfo=None),
     )
     counts, reports = reported(clickhouse, since)
-    assert counts == {"rejected_requests": 7, "spans_accepted": 2}, counts
+    why = (
+        {}
+        if counts
+        else {
+            "broker": group_members(kafka, "collector_stats"),
+            "clickhouse": consumer_rows(clickhouse, "collector_stats"),
+        }
+    )
+    assert counts == {"rejected_requests": 7, "spans_accepted": 2}, (counts, why)
     assert reports >= 2
 
 

@@ -17,7 +17,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from dagster import DagsterInstance, materialize
 
 from platform_assets.ingest.assets import kafka_topics
-from platform_assets.ingest.monitor import read_lag
+from platform_assets.ingest.monitor import consumer_rows, group_members, read_lag
 from platform_assets.ops.assets import clickhouse_schema
 
 pytestmark = pytest.mark.integration
@@ -170,5 +170,8 @@ def test_each_kafka_table_has_one_consumer_per_partition(schema, kafka, clickhou
             break
         time.sleep(1)
     assert pool == 32, f"background_message_broker_schedule_pool_size is {pool}, the stack's config sets 32"
-    assert got == {t: (n, list(range(n))) for t, n in want.items()}
-    assert spread == {t: (n, 1) for t, n in want.items()}  # one partition per consumer
+    # Where a table is off, the broker's view of its group and ClickHouse's of its consumers say why.
+    off = [t for t, n in want.items() if got.get(t) != (n, list(range(n))) or spread.get(t) != (n, 1)]
+    why = {t: {"broker": group_members(kafka, t), "clickhouse": consumer_rows(clickhouse, t)} for t in off}
+    assert got == {t: (n, list(range(n))) for t, n in want.items()}, why
+    assert spread == {t: (n, 1) for t, n in want.items()}, why  # one partition per consumer
