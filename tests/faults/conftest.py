@@ -213,8 +213,9 @@ def started_scratch_stack(attempts: int = 3) -> Iterator[Stack]:
 @pytest.fixture(scope="package")
 def fault_stack() -> Iterator[FaultStack]:
     # The process environment is pointed at this stack per test (fault_env), never for the
-    # fixture's life: without an __init__.py a package-scoped fixture lives until the session
-    # ends, and the later tests would then run against this stack instead of the session's.
+    # fixture's life, so no later test can run against it. The folder's __init__.py makes it a
+    # package: the stack stops after the suite's last test (without it, at the session's end,
+    # its servers idling beside the session stack's for every later test).
     with started_scratch_stack() as stack, DagsterInstance.ephemeral() as instance:
         env = stack.env()
         migrate_app_schema(stack)  # the app schema, as `platform-stack up` applies it
