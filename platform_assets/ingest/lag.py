@@ -59,4 +59,17 @@ def evaluate(
     ticks = 0 if moved or lag.total == 0 else stuck_ticks + 1
     if ticks >= stuck_after_ticks:
         reasons.append(f"{lag.topic}: consumer stuck, {lag.total} messages waiting and no commit for {ticks} ticks")
+        orphans = unheld(lag)
+        if orphans:
+            held_by_none = f"no ClickHouse consumer holds partition(s) {orphans}, which have messages waiting"
+            reasons.append(f"{lag.topic}: {held_by_none}")
     return LagVerdict(bool(reasons), reasons, ticks)
+
+
+def unheld(lag: TopicLag) -> list[int]:
+    """Partitions with messages waiting that none of the table's consumers holds
+    (``system.kafka_consumers`` assignments); empty when the assignments are unknown."""
+    if "assigned_partitions" not in lag.consumer:
+        return []
+    held = set(lag.consumer["assigned_partitions"])
+    return [p.partition for p in lag.partitions if p.lag > 0 and p.partition not in held]

@@ -65,21 +65,24 @@ def committed_offsets(consumer: Consumer, tps: list[TopicPartition]) -> list[Top
 
 
 def clickhouse_consumers(clickhouse: ClickHouseResource, context: Any = None) -> dict[str, dict[str, Any]]:
-    """Per Kafka-engine table in ``kafka_queue``: last exception, last poll, rebalances."""
+    """Per Kafka-engine table in ``kafka_queue``: last exception, last poll, rebalances, and the
+    partitions its consumers hold."""
     with clickhouse.client(context) as client:
         rows = client.query(
             "SELECT table, max(last_poll_time), max(last_commit_time), sum(num_messages_read), "
-            "sum(num_rebalance_revocations), argMax(exceptions.text, last_poll_time) "
+            "sum(num_rebalance_revocations), argMax(exceptions.text, last_poll_time), "
+            "arraySort(arrayFlatten(groupArray(assignments.partition_id))) "
             "FROM system.kafka_consumers WHERE database = 'kafka_queue' GROUP BY table"
         ).result_rows
     out = {}
-    for table, last_poll, last_commit, read, revocations, exceptions in rows:
+    for table, last_poll, last_commit, read, revocations, exceptions, assigned in rows:
         out[table] = {
             "last_poll_time": str(last_poll),
             "last_commit_time": str(last_commit),
             "messages_read": int(read),
             "rebalance_revocations": int(revocations),
             "last_exception": exceptions[-1] if exceptions else "",
+            "assigned_partitions": [int(p) for p in assigned],
         }
     return out
 

@@ -46,3 +46,19 @@ def test_consumer_stuck_after_ticks_without_commit():
     assert v.flagged and "consumer stuck, 15 messages waiting and no commit for 3 ticks" in v.reasons[0]
     # No lag: never stuck, however long nothing moves.
     assert evaluate(topic((5, 5)), {"0": 5}, 10, 100, 3).stuck_ticks == 0
+
+
+def test_a_stuck_topic_names_the_partitions_no_consumer_holds():
+    """A consumer that holds no partition (system.kafka_consumers assignments) while its partition's
+    messages wait: the stuck verdict names the partition; a held partition is not named."""
+    lag = topic((20, 5), (9, 9), (30, 10), consumer={"assigned_partitions": [1, 2]})
+    v = evaluate(lag, lag.committed_map(), 2, max_lag=100, stuck_after_ticks=3)
+    assert v.reasons == [
+        "agent_events: consumer stuck, 35 messages waiting and no commit for 3 ticks",
+        "agent_events: no ClickHouse consumer holds partition(s) [0], which have messages waiting",
+    ]
+    held = topic((20, 5), consumer={"assigned_partitions": [0]})
+    assert len(evaluate(held, held.committed_map(), 2, 100, 3).reasons) == 1
+    # Assignments unknown (older rows, a ClickHouse that did not answer): nothing is claimed.
+    unknown = topic((20, 5))
+    assert len(evaluate(unknown, unknown.committed_map(), 2, 100, 3).reasons) == 1
