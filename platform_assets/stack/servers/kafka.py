@@ -121,10 +121,15 @@ SETTINGS = {
     "log.cleaner.dedupe.buffer.size": 32 * 1024 * 1024,  # default 128 MB, only compacted topics use it
     "num.network.threads": 2,  # two cores
     "num.io.threads": 4,
-    # After a kill -9 the controller refuses the restarted broker until the dead one's session
-    # expires (default 9 s): 3 s cut the restart from 12.2 s to 6.4 s (fault suite, one run).
-    "broker.session.timeout.ms": 3000,
-    "broker.heartbeat.interval.ms": 1000,
+    # One node is broker and controller in one JVM: when its heartbeat to itself is late past
+    # this, the controller fences it, every partition loses its leader and the group
+    # coordinators unload and reload (a generation written just before can be lost). With 3 s,
+    # a full test run on two busy cores fenced it twice in 45 min, and a ClickHouse consumer
+    # could be left holding no partition. On one node a fence only ever hurts: the session is
+    # long. Its one cost: after a kill -9 the restarted broker is refused until the dead one's
+    # session expires, so such a restart takes about this long.
+    "broker.session.timeout.ms": 20000,
+    "broker.heartbeat.interval.ms": 2000,  # Kafka's default
 }
 
 LOG4J2 = """\
