@@ -10,6 +10,7 @@ from platform_assets.cdc.resources import CdcResource
 from platform_assets.core.resources import SHARED
 from platform_assets.core.settings import all_vars, required_vars
 from platform_assets.export.resources import ExportResource
+from platform_assets.ops.resources import BackupResource
 from platform_assets.publish.resources import GrafanaResource
 from platform_assets.transform.profile import DbtProfile
 
@@ -21,6 +22,7 @@ RESOURCE_CLASSES: dict[str, type] = {
     "dbt": DbtProfile,
     "grafana": GrafanaResource,
     "export": ExportResource,
+    "backup": BackupResource,
 }
 REQUIRED_ENV_VARS = tuple(required_vars(RESOURCE_CLASSES.values()))
 ALL_ENV_VARS = tuple(all_vars(RESOURCE_CLASSES.values()))

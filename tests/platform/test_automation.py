@@ -174,6 +174,8 @@ def test_automation_is_off_on_the_embedded_stack_and_on_elsewhere():
     expected = DefaultSensorStatus.RUNNING if automation_on() else DefaultSensorStatus.STOPPED
     for name in ("export_finished_days", "report_after_marts", "publish_on_change"):
         assert status[name] == expected, name
+    schedules = {s.name: s.default_status.value for s in repo.schedule_defs}
+    assert schedules["clickhouse_backup_daily"] == expected.value  # the backup is gated like the sensors
 
 
 # --- retries and freshness -----------------------------------------------------------------

@@ -86,5 +86,8 @@ def test_operations_that_run_by_themselves_are_registered():
     assert sensors["publish_on_change"].job_name == "publish_job"
     guard = next(s for s in repo.schedule_defs if s.name == "export_ttl_guard_daily")
     assert guard.job_name == "export_ttl_guard_job" and guard.execution_timezone == "UTC"
+    backup = next(s for s in repo.schedule_defs if s.name == "clickhouse_backup_daily")
+    assert backup.job_name == "clickhouse_backup_job" and backup.execution_timezone == "UTC"
+    assert repo.has_job("restore_backup_job")
     checks = {(k.asset_key.to_user_string(), k.name) for k in repo.asset_graph.asset_check_keys}
     assert ("export/raw/agent_events", "exported_before_ttl") in checks
