@@ -40,13 +40,14 @@ def run_all_assets() -> dict[str, Any]:
     from dagster import AssetSelection, DagsterInstance
 
     from platform_assets.definitions import defs
+    from platform_assets.ops.backup_assets import BACKUP_KEY
     from platform_assets.transform.assets import dbt_models
 
     started = time.monotonic()
     # Every asset and check upstream of the dbt models (those are daily-partitioned: see
     # demo_transform); exports and publication read the marts, so they run after them.
     graph = defs.resolve_asset_graph()
-    later = AssetSelection.assets(dbt_models) | AssetSelection.groups(*LATER_GROUPS)
+    later = AssetSelection.assets(dbt_models, BACKUP_KEY) | AssetSelection.groups(*LATER_GROUPS)
     keys = (AssetSelection.all() - later).resolve(graph)
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=keys)
     result = job.execute_in_process(
@@ -201,6 +202,36 @@ def demo_publish() -> dict[str, Any]:
     }
 
 
+def demo_backup() -> dict[str, Any]:
+    """Yesterday's backup of raw and the marts to S3 (``clickhouse/backup``), after the exports:
+    the marts it copies are built by then."""
+    from dagster import DagsterInstance
+
+    from platform_assets.definitions import defs
+    from platform_assets.ops.backup_assets import BACKUP_KEY
+
+    day = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={BACKUP_KEY})
+    result = job.execute_in_process(
+        partition_key=day,
+        instance=DagsterInstance.get(),
+        raise_on_error=False,
+        tags={"platform/source": "platform-demo"},
+    )
+    events = result.get_asset_materialization_events()
+    md = {k: v.value for k, v in events[0].materialization.metadata.items()} if events else {}
+    return {
+        "run_id": result.run_id,
+        "success": result.success,
+        "day": day,
+        "location": md.get("location"),
+        "status": md.get("status"),
+        "tables": len(md.get("tables") or {}),
+        "rows": md.get("rows"),
+        "total_size": md.get("total_size"),
+    }
+
+
 def demo_report() -> dict[str, Any]:
     """The daily report page for yesterday (the last whole UTC day), materialized through
     Dagster so the UI links it from the asset's metadata."""
@@ -274,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["ingest"] = demo_ingest()
         summary["transform"] = demo_transform()
         summary["export"] = demo_export()
+        summary["backup"] = demo_backup()
         summary["grafana"] = demo_publish()
         summary["report"] = demo_report()
     SUMMARY_PATH.parent.mkdir(parents=True, exist_ok=True)
@@ -296,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         and ingest_ok
         and transform_ok
         and export_ok
+        and summary.get("backup", {}).get("success", False)
         and publish_ok
         and summary.get("report", {}).get("success", False)
         and summary["report"].get("has_data", False)

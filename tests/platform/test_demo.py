@@ -151,6 +151,11 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
     agent_days = export["tables"]["raw.agent_events"]
     assert len(agent_days) == 7 and all(d["rows"] > 0 for d in agent_days.values())
 
+    # Backup: yesterday's copy of raw and the marts in the stack's S3, every table in it.
+    backup = summary["backup"]
+    assert backup["success"] and backup["status"] == "BACKUP_CREATED", backup
+    assert backup["location"].endswith(f"/backups/{backup['day']}/") and backup["tables"] >= 20 and backup["rows"] > 0
+
     # Grafana: dashboards and alert rules generated (no GRAFANA_URL here), every panel's SQL ran.
     grafana = summary["grafana"]
     assert grafana["success"] and grafana["published"] is False
