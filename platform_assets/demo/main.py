@@ -219,7 +219,7 @@ def demo_backup() -> dict[str, Any]:
         tags={"platform/source": "platform-demo"},
     )
     events = result.get_asset_materialization_events()
-    md = {k: v.value for k, v in events[0].materialization.metadata.items()} if events else {}
+    md: dict[str, Any] = {k: v.value for k, v in events[0].materialization.metadata.items()} if events else {}
     return {
         "run_id": result.run_id,
         "success": result.success,
