@@ -66,6 +66,7 @@ class ClickHouseResource(ConfigurableResource):
         Setting("tcp_port", "CLICKHOUSE_TCP_PORT", int),
         Setting("username", "CLICKHOUSE_USER"),
         Setting("password", "CLICKHOUSE_PASSWORD"),
+        Setting("cluster", "CLICKHOUSE_CLUSTER", required=False, secret=False),
     )
 
     host: str = Field(description="ClickHouse host name")
@@ -73,6 +74,11 @@ class ClickHouseResource(ConfigurableResource):
     tcp_port: int = Field(default=9000, description="native protocol port, used by dbt's native driver")
     username: str
     password: str
+    cluster: str = Field(
+        default="",
+        description="cluster name of remote_servers: the schema asset applies clickhouse_ddl/ ON CLUSTER, with "
+        "Replicated and Distributed tables (platform_assets/ops/cluster.py); empty: one server",
+    )
     secure: bool = False
     connect_timeout: int = 10  # fail fast when the server is down
     send_receive_timeout: int = 600  # long INSERT ... SELECT and exports

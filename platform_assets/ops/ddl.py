@@ -23,7 +23,10 @@ MAX_KAFKA_CONSUMERS = 16
 # server's background_message_broker_schedule_pool, shared by every Kafka table: a smaller pool
 # runs only that many consumers at a time (the others' partitions go to the running ones).
 BROKER_POOL_SETTING = "background_message_broker_schedule_pool_size"
-KAFKA_CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\(.*\bENGINE\s*=\s*Kafka\b", re.S | re.I)
+# (ON CLUSTER: the cluster form of the statement, platform_assets/ops/cluster.py)
+KAFKA_CREATE = re.compile(
+    r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*(?:ON CLUSTER '[^']*'\s*)?\(.*\bENGINE\s*=\s*Kafka\b", re.S | re.I
+)
 
 
 class DdlError(SqlError):
