@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-SQL_DIR = Path(__file__).parent / "sql"
+from platform_assets.core.sql import load
+
 DATABASES = ("raw", "marts")  # raw: clickhouse_ddl/001_databases.sql; marts: the dbt marts
 BACKUP_FILE = ".backup"  # ClickHouse writes it last: a prefix without it holds no usable backup
 # Query-level setting of every BACKUP/RESTORE (sent with the query): ClickHouse retries S3 requests 1000 times (up to
@@ -28,10 +28,6 @@ RUNNING = ("CREATING_BACKUP", "RESTORING")
 
 class BackupError(RuntimeError):
     """A BACKUP or RESTORE failed or was refused; the message names the location and the cause."""
-
-
-def sql(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text()
 
 
 def sql_str(value: str) -> str:
@@ -155,17 +151,17 @@ def backup_contents(keys: list[str], location: BackupLocation) -> tuple[list[str
 
 
 def present_databases(client: Any, wanted: tuple[str, ...]) -> list[str]:
-    rows = client.query(sql("backup_databases"), parameters={"databases": list(wanted)}).result_rows
+    rows = client.query(load(__file__, "backup_databases.sql"), parameters={"databases": list(wanted)}).result_rows
     return [r[0] for r in rows]
 
 
 def table_stats(client: Any, databases: list[str]) -> list[TableStats]:
-    rows = client.query(sql("backup_tables"), parameters={"databases": databases}).result_rows
+    rows = client.query(load(__file__, "backup_tables.sql"), parameters={"databases": databases}).result_rows
     return [TableStats(d, n, e, None if r is None else int(r), None if b is None else int(b)) for d, n, e, r, b in rows]
 
 
 def ensure_idle(client: Any, location: BackupLocation) -> None:
-    running = client.query(sql("backup_running"), parameters={"url": location.url}).result_rows
+    running = client.query(load(__file__, "backup_running.sql"), parameters={"url": location.url}).result_rows
     if running:
         ops = ", ".join(f"{i} ({s})" for i, s in running)
         raise BackupError(f"{location.uri}: the server is still running {ops} there; wait for it or KILL it first")
@@ -176,7 +172,7 @@ def first_line(error: str) -> str:
 
 
 def operation(client: Any, op_id: str) -> Operation | None:
-    rows = client.query(sql("backup_status"), parameters={"id": op_id}).result_rows
+    rows = client.query(load(__file__, "backup_status.sql"), parameters={"id": op_id}).result_rows
     if not rows:
         return None
     r = rows[0]
