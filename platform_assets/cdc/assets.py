@@ -8,6 +8,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSpec,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -16,6 +17,7 @@ from dagster import (
 
 from platform_assets.cdc import replica, source
 from platform_assets.cdc.resources import CdcResource, configured_tables
+from platform_assets.core.automation import SERVER_RETRY
 from platform_assets.core.keys import REPLICA_DB_KEY, SCHEMA_KEY, table_key
 from platform_assets.core.resources import ClickHouseResource, PostgresResource
 
@@ -25,7 +27,8 @@ OWNERS = ["team:data-platform"]
 SNAPSHOT_TIMEOUT_S = 300
 
 
-@asset(key=APP_SCHEMA_KEY, group_name="cdc", owners=OWNERS, kinds={"postgres", "sql"})
+# Each migration file commits with its row in platform_source_migrations: a rerun applies the rest.
+@asset(key=APP_SCHEMA_KEY, group_name="cdc", owners=OWNERS, kinds={"postgres", "sql"}, retry_policy=SERVER_RETRY)
 def app_schema(context: AssetExecutionContext, postgres: PostgresResource) -> MaterializeResult:
     """The demo application's OLTP schema in Postgres (users, orders, subscriptions, events).
 
@@ -38,7 +41,14 @@ def app_schema(context: AssetExecutionContext, postgres: PostgresResource) -> Ma
     return MaterializeResult(metadata={"applied_now": MetadataValue.json(applied)})
 
 
-@asset(key=REPLICATION_KEY, group_name="cdc", owners=OWNERS, kinds={"postgres"}, deps=[APP_SCHEMA_KEY])
+@asset(
+    key=REPLICATION_KEY,
+    group_name="cdc",
+    owners=OWNERS,
+    kinds={"postgres"},
+    deps=[APP_SCHEMA_KEY],
+    retry_policy=SERVER_RETRY,  # role, grants and publication are ensured, not added: a rerun is safe
+)
 def source_replication(
     context: AssetExecutionContext, postgres: PostgresResource, cdc: CdcResource
 ) -> MaterializeResult:
@@ -105,7 +115,8 @@ def _wait_for_tables(client, database: str, tables: list[str], timeout: float) -
 def build_replica_asset(tables: list[str]) -> AssetsDefinition:
     """The replica database and one asset per replicated table, for the configured tables."""
 
-    @multi_asset(name="cdc_replica", specs=_replica_specs(tables), can_subset=False)
+    # A rerun finds the database and attaches only missing tables; a snapshot timeout is not retried (below).
+    @multi_asset(name="cdc_replica", specs=_replica_specs(tables), can_subset=False, retry_policy=SERVER_RETRY)
     def cdc_replica(
         context: AssetExecutionContext,
         clickhouse: ClickHouseResource,
@@ -144,9 +155,12 @@ def _materialize_replica(
                 attached.append(table)
         missing = _wait_for_tables(client, db, tables, SNAPSHOT_TIMEOUT_S)
         if missing:
-            raise RuntimeError(
+            # Not retried: a retry would ATTACH the tables still in their snapshot (already publication
+            # members, so ATTACH fails) and bury this message under that error.
+            raise Failure(
                 f"replica {db}: table(s) {missing} did not appear within {SNAPSHOT_TIMEOUT_S}s; "
-                "see the ClickHouse log and the Postgres log for replication errors"
+                "see the ClickHouse log and the Postgres log for replication errors",
+                allow_retries=False,
             )
         extra = sorted(set(replica.replica_tables(client, db)) - set(tables))
         # A heartbeat written now and seen in ClickHouse proves changes stream, not just the snapshot.

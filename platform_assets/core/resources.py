@@ -67,6 +67,7 @@ class ClickHouseResource(ConfigurableResource):
         Setting("username", "CLICKHOUSE_USER"),
         Setting("password", "CLICKHOUSE_PASSWORD"),
         Setting("cluster", "CLICKHOUSE_CLUSTER", required=False, secret=False),
+        Setting("cluster_nodes", "CLICKHOUSE_CLUSTER_NODES", required=False, secret=False),
     )
 
     host: str = Field(description="ClickHouse host name")
@@ -78,6 +79,11 @@ class ClickHouseResource(ConfigurableResource):
         default="",
         description="cluster name of remote_servers: the schema asset applies clickhouse_ddl/ ON CLUSTER, with "
         "Replicated and Distributed tables (platform_assets/ops/cluster.py); empty: one server",
+    )
+    cluster_nodes: str = Field(
+        default="",
+        description="host:http_port of every node, comma-separated, for a cluster of shards without replicas "
+        "(no Keeper, no ON CLUSTER): the schema asset applies the DDL on each node in turn; empty: ON CLUSTER",
     )
     secure: bool = False
     connect_timeout: int = 10  # fail fast when the server is down
@@ -94,6 +100,31 @@ class ClickHouseResource(ConfigurableResource):
             send_receive_timeout=self.send_receive_timeout,
             settings={"log_comment": query_tag(context), **settings},
         )
+
+    def nodes(self) -> list[ClickHouseResource]:
+        """This server's settings once per node of ``cluster_nodes`` (the same credentials), or
+        just itself when that is empty."""
+        if not self.cluster_nodes.strip():
+            return [self]
+        nodes = []
+        for entry in self.cluster_nodes.split(","):
+            host, _, port = entry.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"CLICKHOUSE_CLUSTER_NODES entry {entry.strip()!r} is not host:http_port")
+            nodes.append(
+                ClickHouseResource(
+                    host=host,
+                    http_port=int(port),
+                    tcp_port=self.tcp_port,
+                    username=self.username,
+                    password=self.password,
+                    cluster=self.cluster,
+                    secure=self.secure,
+                    connect_timeout=self.connect_timeout,
+                    send_receive_timeout=self.send_receive_timeout,
+                )
+            )
+        return nodes
 
     @contextmanager
     def client(self, context: Any = None, **settings: Any) -> Iterator[Client]:

@@ -25,6 +25,8 @@ from platform_assets.export.target import MANIFEST_NAME, Target
 EXPORT_SQL = Template((Path(__file__).parent / "sql" / "export_day.sql").read_text())
 PART_DIGITS = 5
 TTL_DAYS = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)", re.DOTALL)
+# Distributed('cluster', 'db', 'table', key): the database and table (quoted or not).
+DISTRIBUTED_ARGS = re.compile(r"Distributed\(\s*'[^']*'\s*,\s*'?(\w+)'?\s*,\s*'?(\w+)'?")
 
 
 class ExportError(RuntimeError):
@@ -43,11 +45,28 @@ def part_name(index: int) -> str:
     return f"part-{index:0{PART_DIGITS}d}.parquet"
 
 
+def storage_table(client: Client, database: str, name: str) -> tuple[str, str]:
+    """The table that stores ``database.name``'s rows: itself, or for a ``Distributed`` table (a
+    cluster, docs/scaling.md) the local table it reads on every shard, whose sort key and TTL are
+    the data's (the Distributed table has neither)."""
+    found = client.query(
+        "SELECT engine, engine_full FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+        parameters={"db": database, "name": name},
+    ).result_rows
+    if not found or found[0][0] != "Distributed":
+        return database, name
+    args = DISTRIBUTED_ARGS.match(str(found[0][1]))
+    if not args:
+        raise ExportError(f"{database}.{name}: cannot read the local table of {found[0][1]!r}")
+    return args.group(1), args.group(2)
+
+
 def source_columns(client: Client, table: ExportTable) -> tuple[list[tuple[str, str]], str]:
-    """(name, type) of the columns SELECT * returns, and the table's sort key."""
+    """(name, type) of the columns SELECT * returns, and the sort key of the table storing them."""
+    db, name = storage_table(client, table.database, table.name)
     found = client.query(
         "SELECT sorting_key FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-        parameters={"db": table.database, "name": table.name},
+        parameters={"db": db, "name": name},
     ).result_rows
     if not found:
         upstream = table.upstream_key.to_user_string()
@@ -61,10 +80,12 @@ def source_columns(client: Client, table: ExportTable) -> tuple[list[tuple[str, 
 
 
 def ttl_days(client: Client, table: ExportTable) -> int | None:
-    """The table's row TTL in days, from its definition (raw tables: 90), or None."""
+    """The table's row TTL in days, from its definition (raw tables: 90; on a cluster, its local
+    table's), or None."""
+    db, name = storage_table(client, table.database, table.name)
     query = client.query(
         "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-        parameters={"db": table.database, "name": table.name},
+        parameters={"db": db, "name": name},
     ).result_rows
     found = TTL_DAYS.search(str(query[0][0])) if query else None
     return int(found.group(1)) if found else None

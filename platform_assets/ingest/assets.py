@@ -14,6 +14,7 @@ from confluent_kafka.admin import (
 )
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, asset
 
+from platform_assets.core.automation import SERVER_RETRY
 from platform_assets.core.keys import DEAD_LETTER_KEY, SCHEMA_KEY, TOPICS_KEY, raw_key
 from platform_assets.core.resources import KafkaResource
 from platform_assets.ingest.topics import (
@@ -147,7 +148,8 @@ def drift(state: dict[str, TopicState], specs: dict[str, TopicSpec]) -> dict[str
     return out
 
 
-@asset(key=TOPICS_KEY, group_name="ingest", owners=OWNERS, kinds={"kafka"})
+# A broker restarting or electing leaders: a rerun re-reads the broker and applies only what still differs.
+@asset(key=TOPICS_KEY, group_name="ingest", owners=OWNERS, kinds={"kafka"}, retry_policy=SERVER_RETRY)
 def kafka_topics(context: AssetExecutionContext, kafka: KafkaResource) -> MaterializeResult:
     """The ingestion topics (agent_events, product_events, otlp_spans) as the settings describe
     them: partitions (``INGEST_PARTITIONS_EVENTS``, ``INGEST_PARTITIONS_SPANS``), replication

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
+from platform_assets.core.automation import SERVER_RETRY
 from platform_assets.core.keys import SCHEMA_KEY, TOPICS_KEY
 from platform_assets.core.resources import ClickHouseResource, KafkaResource
 from platform_assets.ops.cluster import expand
@@ -12,6 +13,7 @@ from platform_assets.ops.ddl import (
     DDL_DIR,
     DdlError,
     DdlFile,
+    Plan,
     consumer_topics,
     consumer_variables,
     discover,
@@ -46,12 +48,12 @@ def bootstrap(client, cluster: str = "") -> None:
         client.command(render(statement, {"cluster": cluster}))
 
 
-def cluster_plan(files: list[DdlFile], variables: dict[str, str], cluster: str) -> None:
+def cluster_plan(files: list[DdlFile], variables: dict[str, str], cluster: str, replicated: bool = True) -> None:
     """Every statement of ``files`` in its cluster form, before any runs: a statement the
     rewriting does not know fails the run naming it, with nothing of the files applied."""
     for ddl in files:
         for number, statement in enumerate(ddl.statements, start=1):
-            expand(statement, variables, cluster, f"{ddl.name}, statement {number}")
+            expand(statement, variables, cluster, f"{ddl.name}, statement {number}", replicated)
 
 
 def topic_partitions(kafka: KafkaResource, topics: list[str]) -> dict[str, int | None]:
@@ -73,15 +75,22 @@ def broker_pool_size(client) -> int | None:
 
 
 def kafka_variables(
-    context: AssetExecutionContext, kafka: KafkaResource, files: list[DdlFile], to_apply: list[DdlFile]
+    context: AssetExecutionContext,
+    kafka: KafkaResource,
+    files: list[DdlFile],
+    to_apply: list[DdlFile],
+    node_count: int = 1,
 ) -> tuple[dict[str, str], int]:
     """``kafka_consumers_<topic>`` for the Kafka tables of ``to_apply``: the topic's partition
-    count on the broker now (kafka/topics runs first); with the number of consumers of every
-    Kafka table of ``files`` (applied or not)."""
+    count on the broker now (kafka/topics runs first), shared by ``node_count`` nodes that each
+    consume in one group; with the number of consumers of every Kafka table of ``files``
+    (applied or not) on one node."""
     topics = consumer_topics(to_apply)
     if not topics:
         return {}, 0
-    consumers, warnings = consumer_variables(topic_partitions(kafka, consumer_topics(files)))
+    partitions = topic_partitions(kafka, consumer_topics(files))
+    shares = {t: -(-p // node_count) if p else p for t, p in partitions.items()}
+    consumers, warnings = consumer_variables(shares)
     for message in warnings:
         context.log.warning(message)
     total = sum(int(v) for v in consumers.values())
@@ -112,6 +121,8 @@ def apply_statement(client, statement: str) -> None:
     group_name="ops",
     owners=["team:data-platform"],
     kinds={"clickhouse", "sql"},
+    # Safe to re-run: applied files are recorded per node and skipped; a statement is idempotent.
+    retry_policy=SERVER_RETRY,
 )
 def clickhouse_schema(
     context: AssetExecutionContext, config: SchemaConfig, clickhouse: ClickHouseResource, kafka: KafkaResource
@@ -122,38 +133,16 @@ def clickhouse_schema(
     A second run applies nothing. A file edited after it was applied fails the run, naming it.
     """
     files = discover(Path(config.ddl_dir))
-    with clickhouse.client(context) as client:
-        cluster = clickhouse.cluster
-        bootstrap(client, cluster)
-        todo = plan(files, applied_checksums(client))
-        # Placeholders are deployment values, filled at apply time (the checksum covers the file
-        # as written). A later partition increase does not resize an applied Kafka table: its
-        # consumers share the new partitions.
-        kafka_settings, consumers = kafka_variables(context, kafka, files, todo.to_apply)
-        variables = {"kafka_broker_list": kafka.bootstrap_servers, **kafka_settings}
-        if cluster:
-            cluster_plan(todo.to_apply, variables, cluster)
-        for ddl in todo.to_apply:
-            statements = ddl.statements
-            for number, statement in enumerate(statements, start=1):
-                try:
-                    # One server: the statement as rendered; a cluster: its ON CLUSTER form.
-                    for rendered in expand(statement, variables, cluster):
-                        apply_statement(client, rendered)
-                except Exception as exc:
-                    raise DdlError(f"{ddl.name}, statement {number}: {exc}") from exc
-            client.insert(
-                "platform_meta.schema_migrations",
-                [[ddl.name, ddl.checksum, len(statements), context.run_id]],
-                column_names=["filename", "checksum", "statements", "run_id"],
-            )
-            context.log.info(f"applied {ddl.name} ({len(statements)} statements)")
-        warning = pool_warning(consumers, broker_pool_size(client) or consumers)
-        if warning:
-            context.log.warning(warning)
-        if todo.applied_but_missing:
-            context.log.warning(f"applied files no longer in {config.ddl_dir}: {todo.applied_but_missing}")
-        databases = [r[0] for r in client.query("SELECT name FROM system.databases ORDER BY name").result_rows]
+    cluster = clickhouse.cluster
+    nodes = clickhouse.nodes()
+    # CLICKHOUSE_CLUSTER_NODES: shards without replicas, each node migrated on its own (no ON CLUSTER).
+    replicated = len(nodes) == 1 or not cluster
+    applied: dict[str, list[str]] = {}
+    for node in nodes:
+        with node.client(context) as client:
+            todo, kafka_settings = migrate_node(context, client, kafka, files, cluster, replicated, len(nodes))
+            databases = [r[0] for r in client.query("SELECT name FROM system.databases ORDER BY name").result_rows]
+        applied[f"{node.host}:{node.http_port}"] = [f.name for f in todo.to_apply]
     return MaterializeResult(
         metadata={
             "applied_now": MetadataValue.json([f.name for f in todo.to_apply]),
@@ -162,11 +151,55 @@ def clickhouse_schema(
             "checksums": MetadataValue.json({f.name: f.checksum for f in files}),
             "applied_but_missing": MetadataValue.json(todo.applied_but_missing),
             "databases": MetadataValue.json(databases),
-            # kafka_num_consumers per topic of the Kafka tables this run created
+            # kafka_num_consumers per topic of the Kafka tables this run created (per node)
             "kafka_consumers_applied": MetadataValue.json(
                 {k.removeprefix("kafka_consumers_"): int(v) for k, v in kafka_settings.items()}
             ),
-            # CLICKHOUSE_CLUSTER: the DDL ran ON CLUSTER (absent on one server)
+            # CLICKHOUSE_CLUSTER: the DDL ran ON CLUSTER, or node by node (absent on one server)
             **({"cluster": cluster} if cluster else {}),
+            **({"applied_per_node": MetadataValue.json(applied)} if len(nodes) > 1 else {}),
         }
     )
+
+
+def migrate_node(
+    context: AssetExecutionContext,
+    client,
+    kafka: KafkaResource,
+    files: list[DdlFile],
+    cluster: str,
+    replicated: bool,
+    node_count: int,
+) -> tuple[Plan, dict[str, str]]:
+    """The files not yet applied on the server behind ``client`` (ON CLUSTER: the whole cluster),
+    applied in order and recorded; returns the plan and the Kafka consumer counts used."""
+    bootstrap(client, cluster if replicated else "")
+    todo = plan(files, applied_checksums(client))
+    # Placeholders are deployment values, filled at apply time (the checksum covers the file
+    # as written). A later partition increase does not resize an applied Kafka table: its
+    # consumers share the new partitions.
+    kafka_settings, consumers = kafka_variables(context, kafka, files, todo.to_apply, node_count)
+    variables = {"kafka_broker_list": kafka.bootstrap_servers, **kafka_settings}
+    if cluster:
+        cluster_plan(todo.to_apply, variables, cluster, replicated)
+    for ddl in todo.to_apply:
+        statements = ddl.statements
+        for number, statement in enumerate(statements, start=1):
+            try:
+                # One server: the statement as rendered; a cluster: its cluster form.
+                for rendered in expand(statement, variables, cluster, replicated=replicated):
+                    apply_statement(client, rendered)
+            except Exception as exc:
+                raise DdlError(f"{ddl.name}, statement {number}: {exc}") from exc
+        client.insert(
+            "platform_meta.schema_migrations",
+            [[ddl.name, ddl.checksum, len(statements), context.run_id]],
+            column_names=["filename", "checksum", "statements", "run_id"],
+        )
+        context.log.info(f"applied {ddl.name} ({len(statements)} statements)")
+    warning = pool_warning(consumers, broker_pool_size(client) or consumers)
+    if warning:
+        context.log.warning(warning)
+    if todo.applied_but_missing:
+        context.log.warning(f"applied files no longer in the DDL folder: {todo.applied_but_missing}")
+    return todo, kafka_settings

@@ -35,12 +35,18 @@ Rules (one per statement shape; our DDL is ours, so any other shape raises inste
 - ``CREATE VIEW``: ``ON CLUSTER``, the query unchanged: it reads the Distributed tables.
 - ``DROP TABLE db.t``: ``ON CLUSTER``, and its ``db.t_local`` twin outside ``kafka_queue``;
   ``DROP VIEW`` / ``DROP DATABASE``: ``ON CLUSTER``.
+
+Shards without replicas and without Keeper (``CLICKHOUSE_CLUSTER_NODES`` set, e.g. the embedded
+two-shard stack, which cannot replicate or run ``ON CLUSTER``): the same statements with no
+``ON CLUSTER`` and the engines as written (``MergeTree``, not ``ReplicatedMergeTree``), which the
+schema asset runs on every node in turn.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from platform_assets.ops.ddl import DdlError, render
 
@@ -162,11 +168,20 @@ def _order_by(tail: str) -> str:
     return name.group(0)
 
 
-def _on(cluster: str) -> str:
-    return f" ON CLUSTER '{cluster}'"
+@dataclass(frozen=True)
+class Form:
+    """The cluster statements are written for: its name, and replicated (Keeper, ON CLUSTER) or
+    shards without replicas (each statement run on every node)."""
+
+    cluster: str
+    replicated: bool = True
+
+    @property
+    def on(self) -> str:
+        return f" ON CLUSTER '{self.cluster}'" if self.replicated else ""
 
 
-def _create_table(statement: str, match: re.Match[str], cluster: str, source: str) -> list[str]:
+def _create_table(statement: str, match: re.Match[str], form: Form, source: str) -> list[str]:
     if_not_exists, db, table = match.group(1) or "", match.group(2), match.group(3)
     try:
         columns_end = _closing(statement, match.end())
@@ -180,10 +195,12 @@ def _create_table(statement: str, match: re.Match[str], cluster: str, source: st
     if name == "Kafka":
         if db not in PER_NODE_DATABASES:
             raise _unknown(statement, f"a Kafka table outside {sorted(PER_NODE_DATABASES)}", source)
-        return [head + _on(cluster) + statement[match.end(3) :]]
+        return [head + form.on + statement[match.end(3) :]]
     if name not in ENGINES or db in PER_NODE_DATABASES:
         raise _unknown(statement, f"engine {name} in database {db}", source)
     replicated, sharding_key = ENGINES[name]
+    if not form.replicated:
+        replicated = name
     after = engine.end()
     args = ""
     if statement[after : after + 1] == "(":
@@ -193,20 +210,21 @@ def _create_table(statement: str, match: re.Match[str], cluster: str, source: st
     tail = statement[after:]
     local = table + LOCAL_SUFFIX
     path = ZOOKEEPER_PATH.format(db=db, table=local)
-    engine_args = ", ".join(a for a in (f"'{path}'", "'{replica}'", args) if a)
+    replica_args = (f"'{path}'", "'{replica}'") if form.replicated else ()
+    engine_args = ", ".join(a for a in (*replica_args, args) if a)
     columns = statement[match.end(3) : columns_end]
     try:
         key = sharding_key(_order_by(tail))
     except ValueError as exc:
         raise _unknown(statement, str(exc), source) from exc
     return [
-        f"CREATE TABLE {if_not_exists}{db}.{local}{_on(cluster)}{columns}\nENGINE = {replicated}({engine_args}){tail}",
-        f"CREATE TABLE {if_not_exists}{db}.{table}{_on(cluster)} AS {db}.{local}\n"
-        f"ENGINE = Distributed('{cluster}', {db}, {local}, {key})",
+        f"CREATE TABLE {if_not_exists}{db}.{local}{form.on}{columns}\nENGINE = {replicated}({engine_args}){tail}",
+        f"CREATE TABLE {if_not_exists}{db}.{table}{form.on} AS {db}.{local}\n"
+        f"ENGINE = Distributed('{form.cluster}', {db}, {local}, {key})",
     ]
 
 
-def _materialized_view(statement: str, match: re.Match[str], cluster: str, source: str) -> list[str]:
+def _materialized_view(statement: str, match: re.Match[str], form: Form, source: str) -> list[str]:
     if_not_exists, db, view, to, target_db, target = match.groups()
     if target_db in PER_NODE_DATABASES:
         raise _unknown(statement, f"a view into {target_db}", source)
@@ -221,11 +239,11 @@ def _materialized_view(statement: str, match: re.Match[str], cluster: str, sourc
     body = SOURCE.sub(local, body)
     if not SOURCE.search(statement[match.end() :]):
         raise _unknown(statement, "no FROM <database>.<table>", source)
-    head = f"CREATE MATERIALIZED VIEW {if_not_exists or ''}{db}.{view}{_on(cluster)}{to}{target_db}.{target}"
+    head = f"CREATE MATERIALIZED VIEW {if_not_exists or ''}{db}.{view}{form.on}{to}{target_db}.{target}"
     return [head + LOCAL_SUFFIX + body]
 
 
-def _alter(statement: str, match: re.Match[str], cluster: str, source: str) -> list[str]:
+def _alter(statement: str, match: re.Match[str], form: Form, source: str) -> list[str]:
     db, table, commands = match.groups()
     if db in PER_NODE_DATABASES:
         raise _unknown(statement, f"ALTER of a table in {db}", source)
@@ -241,46 +259,53 @@ def _alter(statement: str, match: re.Match[str], cluster: str, source: str) -> l
     if kinds == {"column", "local"}:
         raise _unknown(statement, "column and data commands in one ALTER", source)
     rest = statement[match.end(2) :]
-    local = f"ALTER TABLE {db}.{table}{LOCAL_SUFFIX}{_on(cluster)}{rest}"
+    local = f"ALTER TABLE {db}.{table}{LOCAL_SUFFIX}{form.on}{rest}"
     if kinds == {"local"}:
         return [local]
-    return [local, f"ALTER TABLE {db}.{table}{_on(cluster)}{rest}"]
+    return [local, f"ALTER TABLE {db}.{table}{form.on}{rest}"]
 
 
-def _drop(statement: str, match: re.Match[str], cluster: str, source: str) -> list[str]:
+def _drop(statement: str, match: re.Match[str], form: Form, source: str) -> list[str]:
     kind, if_exists, db, table, rest = match.groups()
     if_exists = if_exists or ""
-    drop = f"DROP {kind} {if_exists}{db}.{table}{_on(cluster)}{rest}"
+    drop = f"DROP {kind} {if_exists}{db}.{table}{form.on}{rest}"
     if kind.upper() == "VIEW" or db in PER_NODE_DATABASES:
         return [drop]
-    return [drop, f"DROP {kind} {if_exists}{db}.{table}{LOCAL_SUFFIX}{_on(cluster)}{rest}"]
+    return [drop, f"DROP {kind} {if_exists}{db}.{table}{LOCAL_SUFFIX}{form.on}{rest}"]
 
 
-def cluster_statements(statement: str, cluster: str, source: str = "") -> list[str]:
+def cluster_statements(statement: str, cluster: str, source: str = "", replicated: bool = True) -> list[str]:
     """The cluster form of one rendered single-node statement (the module docstring's rules).
-    ``source`` (e.g. "006_x.sql, statement 2") names it in the error for an unknown shape."""
+    ``source`` (e.g. "006_x.sql, statement 2") names it in the error for an unknown shape;
+    ``replicated`` False: the form for shards without replicas, run on each node."""
     if not CLUSTER_NAME.match(cluster):
         raise ClusterDdlError(f"cluster name {cluster!r}: letters, digits, '_', '.', '-' only")
-    text = statement.strip()
+    return _rewrite(statement.strip(), Form(cluster, replicated), source)
+
+
+def _rewrite(text: str, form: Form, source: str) -> list[str]:
     if match := CREATE_DATABASE.match(text):
-        return [match.group(1) + _on(cluster) + match.group(2)]
+        return [match.group(1) + form.on + match.group(2)]
     if match := CREATE_TABLE.match(text):
-        return _create_table(text, match, cluster, source)
+        return _create_table(text, match, form, source)
     if match := CREATE_MV.match(text):
-        return _materialized_view(text, match, cluster, source)
+        return _materialized_view(text, match, form, source)
     if match := CREATE_VIEW.match(text):
-        return [match.group(1) + _on(cluster) + match.group(4)]
+        return [match.group(1) + form.on + match.group(4)]
     if match := ALTER_TABLE.match(text):
-        return _alter(text, match, cluster, source)
+        return _alter(text, match, form, source)
     if match := DROP.match(text):
-        return _drop(text, match, cluster, source)
+        return _drop(text, match, form, source)
     if match := DROP_DATABASE.match(text):
-        return [match.group(1) + _on(cluster) + match.group(2)]
+        return [match.group(1) + form.on + match.group(2)]
     raise _unknown(text, "not a CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW, ALTER TABLE or DROP", source)
 
 
-def expand(statement: str, variables: dict[str, str], cluster: str = "", source: str = "") -> list[str]:
+def expand(
+    statement: str, variables: dict[str, str], cluster: str = "", source: str = "", replicated: bool = True
+) -> list[str]:
     """What the schema asset runs for one statement of a DDL file: the statement rendered, as
-    it is on a single node (``cluster`` empty), else its cluster form."""
+    it is on a single node (``cluster`` empty), else its cluster form (``replicated`` False:
+    the per-node form of shards without replicas)."""
     rendered = render(statement, variables)
-    return cluster_statements(rendered, cluster, source) if cluster else [rendered]
+    return cluster_statements(rendered, cluster, source, replicated) if cluster else [rendered]

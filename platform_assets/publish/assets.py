@@ -12,6 +12,7 @@ from typing import Any
 
 from dagster import AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
+from platform_assets.core.automation import SERVER_RETRY
 from platform_assets.core.keys import SCHEMA_KEY
 from platform_assets.core.resources import ClickHouseResource
 from platform_assets.publish import alerts, notifications
@@ -30,6 +31,9 @@ DATASOURCE_KEY = AssetKey(["grafana", "datasource"])
 ALERTS_KEY = AssetKey(["grafana", "alert_rules"])
 NOT_PUBLISHED = "GRAFANA_URL is not set: generated only, nothing published"
 NO_FILES = "(none: published through the API, or no checkout; GRAFANA_FILES_DIR sets one)"
+# Every call is an upsert (folder, datasource, dashboard with overwrite, rules, contact point, merged
+# policy tree): a restarting Grafana or ClickHouse is retried, also outside publish_job.
+RETRY = SERVER_RETRY
 
 
 def mart_deps(sqls: list[str]) -> list[AssetKey]:
@@ -50,7 +54,14 @@ def _unpublished(extra: dict[str, Any] | None = None) -> MaterializeResult:
     return MaterializeResult(metadata={"published": False, "reason": NOT_PUBLISHED, **(extra or {})})
 
 
-@asset(key=FOLDER_KEY, group_name=GROUP, owners=OWNERS, kinds=KINDS, description="The Grafana folder of the platform.")
+@asset(
+    key=FOLDER_KEY,
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds=KINDS,
+    description="The Grafana folder of the platform.",
+    retry_policy=RETRY,
+)
 def grafana_folder(grafana: GrafanaResource) -> MaterializeResult:
     if not grafana.enabled:
         return _unpublished({"folder_uid": alerts.FOLDER_UID})
@@ -67,6 +78,7 @@ def grafana_folder(grafana: GrafanaResource) -> MaterializeResult:
     owners=OWNERS,
     kinds=KINDS,
     description="The ClickHouse datasource (by uid), logged in as the read-only Grafana user.",
+    retry_policy=RETRY,
 )
 def grafana_datasource(grafana: GrafanaResource, clickhouse: ClickHouseResource) -> MaterializeResult:
     conn = grafana.connection(clickhouse)
@@ -100,6 +112,7 @@ def build_dashboard_asset(spec: DashboardSpec) -> AssetsDefinition:
         kinds=KINDS,
         deps=[*mart_deps(sqls), FOLDER_KEY, DATASOURCE_KEY],
         description=f"Grafana dashboard '{spec.title}' (uid {spec.uid}): {spec.description}",
+        retry_policy=RETRY,
     )
     def _dashboard(context, grafana: GrafanaResource) -> MaterializeResult:
         model = build_dashboard(spec)
@@ -131,6 +144,7 @@ def build_dashboard_asset(spec: DashboardSpec) -> AssetsDefinition:
     kinds=KINDS,
     deps=[*mart_deps([a.sql for a in alerts.ALERTS]), FOLDER_KEY, DATASOURCE_KEY],
     description=f"Alert rules (group {alerts.RULE_GROUP}, folder {alerts.FOLDER_TITLE}) through the provisioning API.",
+    retry_policy=RETRY,
 )
 def grafana_alert_rules(grafana: GrafanaResource) -> MaterializeResult:
     rules = alerts.alert_rules()

@@ -18,7 +18,13 @@ DEFAULT_PORTS = {
     "kafka": 19092,
     "kafka_controller": 19093,  # the KRaft controller listener of the same broker process
     "s3": 19090,
+    # The second ClickHouse server of a two-shard stack (PLATFORM_CLICKHOUSE_SHARDS=2); unused otherwise.
+    "clickhouse_2_http": 18124,
+    "clickhouse_2_tcp": 19001,
 }
+SHARDS_ENV = "PLATFORM_CLICKHOUSE_SHARDS"
+# The remote_servers cluster of a two-shard stack (CLICKHOUSE_CLUSTER of its resources).
+SHARDED_CLUSTER = "platform_shards"
 
 
 class StackError(RuntimeError):
@@ -41,12 +47,19 @@ class Credentials:
     user_hash_key: str
     grafana_clickhouse_user: str
     grafana_clickhouse_password: str
+    clickhouse_cluster_secret: str
 
 
 @dataclass(frozen=True)
 class StackConfig:
     root: Path
     ports: dict[str, int]
+    # 1: one ClickHouse server; 2: two, as the two shards of SHARDED_CLUSTER (docs/scaling.md).
+    shards: int = 1
+
+    def __post_init__(self) -> None:
+        if self.shards not in (1, 2):
+            raise StackError(f"{SHARDS_ENV}={self.shards}: the embedded stack runs 1 or 2 ClickHouse shards")
 
     @classmethod
     def from_env(cls, root: str | Path | None = None) -> StackConfig:
@@ -63,7 +76,10 @@ class StackConfig:
             if not raw.isdigit() or not 0 < int(raw) < 65536:
                 raise StackError(f"PLATFORM_{name.upper()}_PORT={raw!r} is not a TCP port number")
             ports[name] = int(raw)
-        return cls(root=base.resolve(), ports=ports)
+        shards = os.environ.get(SHARDS_ENV, "1").strip() or "1"
+        if not shards.isdigit():
+            raise StackError(f"{SHARDS_ENV}={shards!r} is not 1 or 2")
+        return cls(root=base.resolve(), ports=ports, shards=int(shards))
 
     def save_ports(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -94,6 +110,7 @@ class StackConfig:
             "user_hash_key": secrets.token_urlsafe(24),
             "grafana_clickhouse_user": "grafana",  # read-only ClickHouse user of the dashboards
             "grafana_clickhouse_password": secrets.token_urlsafe(18),
+            "clickhouse_cluster_secret": secrets.token_urlsafe(18),  # shards of a two-shard stack
         }
         creds = {**defaults, **saved}
         if creds != saved:

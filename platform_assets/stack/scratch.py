@@ -25,9 +25,10 @@ def free_ports() -> dict[str, int]:
 
 
 @contextmanager
-def scratch_stack(prefix: str) -> Iterator[Stack]:
-    """A stack in a new temp dir on free ports; stopped and deleted on exit."""
-    stack = Stack(StackConfig(root=new_stack_dir(prefix), ports=free_ports()))
+def scratch_stack(prefix: str, shards: int = 1) -> Iterator[Stack]:
+    """A stack in a new temp dir on free ports (``shards`` ClickHouse servers); stopped and
+    deleted on exit."""
+    stack = Stack(StackConfig(root=new_stack_dir(prefix), ports=free_ports(), shards=shards))
     try:
         yield stack
     finally:

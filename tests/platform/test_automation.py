@@ -29,9 +29,6 @@ pytestmark = pytest.mark.unit
 
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date()
 SERVER_RESOURCES = {"clickhouse", "postgres", "s3", "grafana", "kafka", "dbt", "cdc"}
-# Groups of the domains this change did not edit (issue 14, part B): their owners add the policy,
-# then this set goes.
-RETRY_NOT_YET = {"ops", "ingest", "cdc"}
 
 
 def built(instance, key: AssetKey, day=YESTERDAY) -> None:
@@ -185,18 +182,14 @@ def test_every_asset_that_calls_a_server_has_a_retry_policy():
     from platform_assets.definitions import defs
 
     repo = defs.get_repository_def()
-    publish_job = repo.get_job("publish_job")
     missing = []
     for assets_def in repo.assets_defs_by_key.values():
         if not assets_def.is_executable or not (assets_def.required_resource_keys & SERVER_RESOURCES):
             continue
         if assets_def.op.retry_policy is not None:
             continue
-        if assets_def.keys <= publish_job.asset_layer.selected_asset_keys and publish_job.op_retry_policy:
-            continue  # publication: retried through publish_job (the sensor's runs)
-        missing += [(k.to_user_string(), repo.asset_graph.get(k).group_name) for k in assets_def.keys]
-    unexpected = sorted(key for key, group in missing if group not in RETRY_NOT_YET)
-    assert not unexpected, f"no retry policy: {unexpected}"
+        missing += [k.to_user_string() for k in assets_def.keys]
+    assert not missing, f"no retry policy: {sorted(missing)}"
     dbt = next(a for a in repo.assets_defs_by_key.values() if AssetKey(["marts", "mart_llm_daily"]) in a.keys)
     policy = dbt.op.retry_policy
     assert policy is not None and policy.max_retries == 3 and policy.delay == 10

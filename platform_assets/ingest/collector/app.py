@@ -97,7 +97,12 @@ class Collector:
     async def _read_body(self, request: Request) -> bytes | Response:
         limit = self.cfg.max_body_bytes
         length = request.headers.get("content-length")
-        if length and int(length) > limit:
+        try:
+            declared = int(length) if length else 0
+        except ValueError:
+            self.metrics.inc("rejected_requests")
+            return JSONResponse({"error": f"Content-Length {length!r} is not a number"}, status_code=400)
+        if declared > limit:
             self.metrics.inc("rejected_requests")
             return JSONResponse({"error": f"body over {limit} bytes"}, status_code=413)
         body = await request.body()
@@ -196,7 +201,11 @@ class Collector:
         if len(batch) > cfg.max_batch_events:
             self.metrics.inc("rejected_requests")
             return JSONResponse({"error": f"batch of {len(batch)} events over {cfg.max_batch_events}"}, status_code=413)
-        rows = ev.encode_rows(batch, cfg.drop_keys, self.hasher)
+        try:
+            rows = ev.encode_rows(batch, cfg.drop_keys, self.hasher)
+        except ev.BatchError as exc:
+            self.metrics.inc("rejected_requests")
+            return JSONResponse({"errors": exc.errors}, status_code=422)
         too_big = ev.oversized(batch, rows, cfg.max_message_bytes)
         if too_big:
             self.metrics.inc("rejected_requests")

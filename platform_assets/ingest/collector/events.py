@@ -21,7 +21,8 @@ PRODUCT_TYPES = {
     "signup_completed",
     "feature_used",
 }
-UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+# \Z, not $: "$" also matches before a trailing newline, which a UUID column does not read.
+UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\Z")
 STRINGS = ("session_id", "actor_id", "source", "model", "provider", "prompt_hash", "error_type", "tool_name", "status")
 INTEGERS = ("input_tokens", "output_tokens")
 UINT32_MAX = 2**32 - 1  # the raw tables store token counts as UInt32: larger values would wrap
@@ -58,7 +59,10 @@ def _looks_valid(ev: Any) -> bool:
     if type(ev) is not dict:
         return False
     event_id, at, workspace = ev.get("event_id"), ev.get("occurred_at"), ev.get("workspace_id")
-    if type(event_id) is not str or not UUID_TEXT.match(event_id) or ev.get("event_type") not in ALL_TYPES:
+    event_type = ev.get("event_type")
+    if type(event_id) is not str or not UUID_TEXT.match(event_id) or type(event_type) is not str:
+        return False
+    if event_type not in ALL_TYPES:
         return False
     if type(workspace) is not str or not workspace or type(at) is not str:
         return False
@@ -75,19 +79,30 @@ def _looks_valid(ev: Any) -> bool:
     return True
 
 
+def _shown(value: Any) -> str:
+    """A rejected value in an error message: a scalar as its repr, an object or array by its kind
+    (its repr could be nested deeper than ``repr`` recurses)."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return repr(value)
+
+
 def _event_errors(i: int, ev: Any) -> list[str]:
     """Every problem of one event, as ``events[i].field: ...``."""
     if not isinstance(ev, dict):
         return [f"events[{i}]: expected an object"]
     errors: list[str] = []
     if not isinstance(ev.get("event_id"), str) or not UUID_TEXT.match(ev["event_id"]):
-        errors.append(f"events[{i}].event_id: expected a UUID, got {ev.get('event_id')!r}")
-    if ev.get("event_type") not in ALL_TYPES:
-        errors.append(f"events[{i}].event_type: unknown type {ev.get('event_type')!r}")
+        errors.append(f"events[{i}].event_id: expected a UUID, got {_shown(ev.get('event_id'))}")
+    if not isinstance(ev.get("event_type"), str) or ev["event_type"] not in ALL_TYPES:
+        errors.append(f"events[{i}].event_type: unknown type {_shown(ev.get('event_type'))}")
+    at: Any = ev.get("occurred_at")
     try:
-        datetime.fromisoformat(str(ev.get("occurred_at")).replace("Z", "+00:00"))
-    except ValueError:
-        errors.append(f"events[{i}].occurred_at: expected an ISO 8601 timestamp, got {ev.get('occurred_at')!r}")
+        datetime.fromisoformat(at.replace("Z", "+00:00"))  # a string only: str(20260101) would parse
+    except (AttributeError, ValueError):
+        errors.append(f"events[{i}].occurred_at: expected an ISO 8601 timestamp, got {_shown(at)}")
     if not isinstance(ev.get("workspace_id"), str) or not ev["workspace_id"]:
         errors.append(f"events[{i}].workspace_id: required non-empty string")
     for name in STRINGS:
@@ -173,11 +188,20 @@ def protect(event: dict[str, Any], drop_keys: frozenset[str], hasher: bytes | Ac
 def encode_rows(
     batch: list[dict[str, Any]], drop_keys: frozenset[str], hasher: ActorHasher
 ) -> dict[str, list[tuple[str, bytes]]]:
-    """Protected events as JSON rows grouped by topic: ``{topic: [(event_id, row), ...]}``."""
+    """Protected events as JSON rows grouped by topic: ``{topic: [(event_id, row), ...]}``; raises
+    ``BatchError`` naming each event orjson cannot write (nested deeper than its 254 levels)."""
     by_topic: dict[str, list[tuple[str, bytes]]] = {}
-    for event in batch:
+    errors: list[str] = []
+    for i, event in enumerate(batch):
         clean = protect(event, drop_keys, hasher)
-        by_topic.setdefault(topic_for(clean["event_type"]), []).append((clean["event_id"], orjson.dumps(clean)))
+        try:
+            row = orjson.dumps(clean)
+        except orjson.JSONEncodeError as exc:
+            errors.append(f"events[{i}]: cannot be written as a JSON row ({exc})")
+            continue
+        by_topic.setdefault(topic_for(clean["event_type"]), []).append((clean["event_id"], row))
+    if errors:
+        raise BatchError(errors)
     return by_topic
 
 
@@ -240,8 +264,8 @@ def verify(
         ts = float(timestamp)
     except ValueError:
         return "X-Timestamp is not a number of seconds"
-    if abs(now - ts) > window_s:
+    if not abs(now - ts) <= window_s:  # also refuses nan, which compares False with everything
         return f"X-Timestamp outside the {window_s:.0f} s replay window"
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+    if not signature.isascii() or not hmac.compare_digest(sign(secret, timestamp, body), signature):
         return "signature does not match"
     return None

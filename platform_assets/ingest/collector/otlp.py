@@ -26,6 +26,7 @@ from platform_assets.ingest.collector import otlp_proto
 
 ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
 POINT_KINDS = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
+STRING_LISTS = frozenset({"idKeys", "descriptionKeys"})  # the repeated strings (entity refs)
 
 Json = dict[str, Any]
 KafkaMessage = tuple[bytes | None, bytes]  # (key, value)
@@ -109,19 +110,23 @@ def from_protobuf(signal: Signal, body: bytes) -> Json:
     return signal.to_json(request)
 
 
-def _ids(node: Any, convert: Callable[[str], str]) -> None:
+def _ids(node: Any, convert: Callable[[str], str], key: str = "") -> None:
     """Converts every trace/span id in an OTLP JSON document in place (attribute keys are values
-    of ``key``, never dict keys, so only ids are touched)."""
+    of ``key``, never dict keys, so only ids are touched). Raises ValueError for an empty list or
+    string in a list of messages: protobuf's ParseDict takes either for an empty message, and
+    the collector reads every item of such a list as an object."""
     if isinstance(node, dict):
         for k, v in node.items():
             if k in ID_FIELDS and isinstance(v, str):
                 node[k] = convert(v)
             elif isinstance(v, dict | list):
-                _ids(v, convert)
+                _ids(v, convert, k)
     elif isinstance(node, list):
         for v in node:
-            if isinstance(v, dict | list):
+            if isinstance(v, dict):
                 _ids(v, convert)
+            elif isinstance(v, list) or (v == "" and key not in STRING_LISTS):  # no OTLP list holds lists
+                raise ValueError(f"{key}: {v!r} is not an object")
 
 
 def _hex_to_base64(value: str) -> str:
@@ -135,11 +140,11 @@ def from_json(signal: Signal, body: bytes) -> Json:
         raise OtlpError(f"body is not JSON: {exc}") from exc
     if not isinstance(out, dict):
         raise OtlpError(f"body must be a JSON object ({signal.request_type.__name__})")
-    probe = copy.deepcopy(out)
     try:
+        probe = copy.deepcopy(out)  # RecursionError for nesting deeper than Python recurses
         _ids(probe, _hex_to_base64)
         ParseDict(probe, signal.request_type())  # validates field names and types
-    except (ParseError, ValueError, TypeError, AttributeError) as exc:
+    except (ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise OtlpError(f"not an OTLP JSON {signal.request_type.__name__}: {exc}") from exc
     return out
 

@@ -11,7 +11,7 @@ import time
 
 from platform_assets.stack.config import StackConfig, StackError
 from platform_assets.stack.servers.base import HTTP_TIMEOUT, TEMPLATES, Health, Server
-from platform_assets.stack.servers.clickhouse import ClickHouseServer
+from platform_assets.stack.servers.clickhouse import ClickHouseServer, SecondShardServer
 from platform_assets.stack.servers.kafka import KafkaServer, kafka_jars_dir, kafka_version
 from platform_assets.stack.servers.postgres import PostgresServer, postgres_bin_dir
 from platform_assets.stack.servers.s3 import S3Server
@@ -25,6 +25,7 @@ __all__ = [
     "KafkaServer",
     "PostgresServer",
     "S3Server",
+    "SecondShardServer",
     "Server",
     "Stack",
     "kafka_jars_dir",
@@ -38,7 +39,8 @@ SERVERS: tuple[type[Server], ...] = (ClickHouseServer, PostgresServer, KafkaServ
 class Stack:
     def __init__(self, cfg: StackConfig | None = None) -> None:
         self.cfg = cfg or StackConfig.from_env()
-        self.servers = {cls.name: cls(self.cfg) for cls in SERVERS}
+        classes = SERVERS if self.cfg.shards == 1 else (ClickHouseServer, SecondShardServer, *SERVERS[1:])
+        self.servers = {cls.name: cls(self.cfg) for cls in classes}
 
     def select(self, names: list[str] | None) -> list[Server]:
         unknown = sorted(set(names or []) - set(self.servers))

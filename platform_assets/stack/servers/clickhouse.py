@@ -8,19 +8,29 @@ import sys
 
 import requests
 
-from platform_assets.stack.config import StackError
+from platform_assets.stack.config import SHARDED_CLUSTER, StackConfig, StackError
 from platform_assets.stack.process import require_free_ports, spawn, wait_exit
 from platform_assets.stack.servers.base import HTTP_TIMEOUT, TEMPLATES, Health, Server
+
+# A two-shard stack (StackConfig.shards = 2): inserts into a Distributed table are written to the
+# shards before the INSERT returns; this build never sends queued (background) inserts.
+SHARDED_PROFILE = (
+    "      <!-- Two shards: this build never delivers background Distributed inserts (ARCHITECTURE.md). -->\n"
+    "      <distributed_foreground_insert>1</distributed_foreground_insert>"
+)
 
 
 class ClickHouseServer(Server):
     name = "clickhouse"
+    http_key, tcp_key = "clickhouse_http", "clickhouse_tcp"
+    log_name = "clickhouse-server"
 
     def ports(self) -> dict[str, int]:
-        return {
-            "clickhouse_http": self.cfg.ports["clickhouse_http"],
-            "clickhouse_tcp": self.cfg.ports["clickhouse_tcp"],
-        }
+        return {self.http_key: self.cfg.ports[self.http_key], self.tcp_key: self.cfg.ports[self.tcp_key]}
+
+    @property
+    def http_port(self) -> int:
+        return self.cfg.ports[self.http_key]
 
     def up(self) -> str:
         result = super().up()
@@ -40,6 +50,7 @@ class ClickHouseServer(Server):
             (TEMPLATES / "clickhouse-users.xml")
             .read_text()
             .format(
+                default_profile_extra=SHARDED_PROFILE if self.cfg.shards > 1 else "",
                 admin_user=c.clickhouse_user,
                 admin_password_sha256=hashlib.sha256(c.clickhouse_password.encode()).hexdigest(),
                 grafana_user=c.grafana_clickhouse_user,
@@ -57,16 +68,18 @@ class ClickHouseServer(Server):
             (TEMPLATES / "clickhouse-config.xml")
             .read_text()
             .format(
-                http_port=self.cfg.ports["clickhouse_http"],
-                tcp_port=self.cfg.ports["clickhouse_tcp"],
+                http_port=self.http_port,
+                tcp_port=self.cfg.ports[self.tcp_key],
                 log_dir=self.cfg.dir("logs"),
+                log_name=self.log_name,
+                remote_servers=remote_servers(self.cfg) if self.cfg.shards > 1 else "",
                 users_xml=users,
             )
         )
         self._write_users()
         server = {
-            "http_port": self.cfg.ports["clickhouse_http"],
-            "tcp_port": self.cfg.ports["clickhouse_tcp"],
+            "http_port": self.http_port,
+            "tcp_port": self.cfg.ports[self.tcp_key],
             "user": c.clickhouse_user,
             "password": c.clickhouse_password,
         }
@@ -85,7 +98,7 @@ class ClickHouseServer(Server):
 
     def query(self, sql: str, timeout: float = HTTP_TIMEOUT) -> str:
         resp = requests.post(
-            f"http://127.0.0.1:{self.cfg.ports['clickhouse_http']}/",
+            f"http://127.0.0.1:{self.http_port}/",
             data=sql.encode(),
             auth=(self.creds.clickhouse_user, self.creds.clickhouse_password),
             timeout=timeout,
@@ -117,7 +130,14 @@ class ClickHouseServer(Server):
         return super().down(timeout)
 
     def env(self) -> dict[str, str]:
+        if self.cfg.shards > 1:
+            # Every shard, by HTTP address: the schema asset applies the DDL on each in turn.
+            nodes = ",".join(f"127.0.0.1:{self.cfg.ports[cls.http_key]}" for cls in SHARD_SERVERS)
+            cluster = {"CLICKHOUSE_CLUSTER": SHARDED_CLUSTER, "CLICKHOUSE_CLUSTER_NODES": nodes}
+        else:
+            cluster = {}
         return {
+            **cluster,
             "CLICKHOUSE_HOST": "127.0.0.1",
             "CLICKHOUSE_HTTP_PORT": str(self.cfg.ports["clickhouse_http"]),
             "CLICKHOUSE_TCP_PORT": str(self.cfg.ports["clickhouse_tcp"]),
@@ -126,3 +146,33 @@ class ClickHouseServer(Server):
             "GRAFANA_CLICKHOUSE_USER": self.creds.grafana_clickhouse_user,
             "GRAFANA_CLICKHOUSE_PASSWORD": self.creds.grafana_clickhouse_password,
         }
+
+
+class SecondShardServer(ClickHouseServer):
+    """The second ClickHouse server of a two-shard stack: same users, its own ports, data and log.
+    Its connection settings are the first server's (the cluster's entry point), so it adds none."""
+
+    name = "clickhouse_2"
+    http_key, tcp_key = "clickhouse_2_http", "clickhouse_2_tcp"
+    log_name = "clickhouse-2-server"
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+
+SHARD_SERVERS: tuple[type[ClickHouseServer], ...] = (ClickHouseServer, SecondShardServer)
+
+
+def remote_servers(cfg: StackConfig) -> str:
+    """The ``remote_servers`` section naming every shard (one replica each, no Keeper). The
+    shards authenticate each other's queries with a shared secret, so a Distributed read runs on
+    every shard as the user who sent it, with that user's grants."""
+    shards = "".join(
+        f"      <shard><replica><host>127.0.0.1</host><port>{cfg.ports[cls.tcp_key]}</port></replica></shard>\n"
+        for cls in SHARD_SERVERS[: cfg.shards]
+    )
+    secret = cfg.credentials().clickhouse_cluster_secret
+    return (
+        f"  <remote_servers>\n    <{SHARDED_CLUSTER}>\n      <secret>{secret}</secret>\n{shards}"
+        f"    </{SHARDED_CLUSTER}>\n  </remote_servers>"
+    )

@@ -37,7 +37,7 @@ WITH
                countIf(ingested_at > {built:DateTime}) AS late_rows
         FROM raw.spans
         WHERE start_time >= {lo:DateTime} AND start_time < {hi:DateTime}
-          AND (toStartOfHour(start_time), tenant, service) IN (SELECT hour, workspace_id, service FROM differing)
+          AND (toStartOfHour(start_time), tenant, service) GLOBAL IN (SELECT hour, workspace_id, service FROM differing)
         GROUP BY hour, workspace_id, service
     )
 SELECT
