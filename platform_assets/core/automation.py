@@ -15,6 +15,7 @@ from dagster import (
     DagsterInstance,
     DefaultSensorStatus,
     EventLogRecord,
+    Failure,
     Jitter,
     RetryPolicy,
 )
@@ -23,6 +24,12 @@ AUTOMATION_ENV = "PLATFORM_AUTOMATION"
 # Steps that talk to servers (ClickHouse, S3, Grafana, dbt over ClickHouse): 10 s, 20 s, 40 s apart,
 # jittered, so a restarting server is waited for and many runs do not retry in step.
 SERVER_RETRY = RetryPolicy(max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+
+def final(exc: Exception) -> Failure:
+    """``exc`` as a failure the retry policy does not retry: a setting, a file or a request the
+    server refuses stays wrong, so a retry would only fail alike, minutes later."""
+    return Failure(description=str(exc), allow_retries=False)
 
 
 def automation_on(env: Mapping[str, str] | None = None) -> bool:

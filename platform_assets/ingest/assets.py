@@ -14,7 +14,7 @@ from confluent_kafka.admin import (
 )
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, asset
 
-from platform_assets.core.automation import SERVER_RETRY
+from platform_assets.core.automation import SERVER_RETRY, final
 from platform_assets.core.keys import DEAD_LETTER_KEY, SCHEMA_KEY, TOPICS_KEY, raw_key
 from platform_assets.core.resources import KafkaResource
 from platform_assets.ingest.topics import (
@@ -90,9 +90,11 @@ def apply(admin: AdminClient, plan: list[TopicActions], specs: dict[str, TopicSp
     create = [specs[a.topic] for a in plan if a.create]
     short = [s.name for s in create if s.replication_factor > brokers]
     if short:
-        raise RuntimeError(
-            f"cannot create {short} with INGEST_REPLICATION_FACTOR={create[0].replication_factor}: "
-            f"the cluster has {brokers} broker(s)"
+        raise final(
+            RuntimeError(
+                f"cannot create {short} with INGEST_REPLICATION_FACTOR={create[0].replication_factor}: "
+                f"the cluster has {brokers} broker(s)"
+            )
         )
     new = [NewTopic(s.name, s.partitions, s.replication_factor, config=s.create_configs()) for s in create]
     for future in (admin.create_topics(new) if new else {}).values():

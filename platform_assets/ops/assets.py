@@ -1,10 +1,13 @@
 """Ops domain: the ClickHouse schema, applied from ``clickhouse_ddl/`` by an asset."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
-from platform_assets.core.automation import SERVER_RETRY
+from platform_assets.core.automation import SERVER_RETRY, final
 from platform_assets.core.keys import SCHEMA_KEY, TOPICS_KEY
 from platform_assets.core.resources import ClickHouseResource, KafkaResource
 from platform_assets.ops.cluster import expand
@@ -54,6 +57,25 @@ def cluster_plan(files: list[DdlFile], variables: dict[str, str], cluster: str, 
     for ddl in files:
         for number, statement in enumerate(ddl.statements, start=1):
             expand(statement, variables, cluster, f"{ddl.name}, statement {number}", replicated)
+
+
+@contextmanager
+def not_retried(*errors: type[Exception]) -> Iterator[None]:
+    """``errors`` (a file edited after it was applied, a statement the server refuses) fail the
+    run at once: the retry policy is for a server that went away, and a retry would fail alike."""
+    try:
+        yield
+    except errors as exc:
+        raise final(exc) from exc
+
+
+def cluster_size(client, cluster: str) -> int:
+    """How many nodes run the Kafka tables: every node of ``cluster`` (each replica of each
+    shard consumes in the one group), 1 on a single server."""
+    if not cluster:
+        return 1
+    rows = client.query("SELECT count() FROM system.clusters WHERE cluster = {c:String}", parameters={"c": cluster})
+    return max(1, int(rows.result_rows[0][0]))
 
 
 def topic_partitions(kafka: KafkaResource, topics: list[str]) -> dict[str, int | None]:
@@ -139,8 +161,9 @@ def clickhouse_schema(
     replicated = len(nodes) == 1 or not cluster
     applied: dict[str, list[str]] = {}
     for node in nodes:
-        with node.client(context) as client:
-            todo, kafka_settings = migrate_node(context, client, kafka, files, cluster, replicated, len(nodes))
+        with node.client(context) as client, not_retried(DdlError):
+            consuming = len(nodes) if len(nodes) > 1 else cluster_size(client, cluster)
+            todo, kafka_settings = migrate_node(context, client, kafka, files, cluster, replicated, consuming)
             databases = [r[0] for r in client.query("SELECT name FROM system.databases ORDER BY name").result_rows]
         applied[f"{node.host}:{node.http_port}"] = [f.name for f in todo.to_apply]
     return MaterializeResult(
@@ -189,7 +212,9 @@ def migrate_node(
                 # One server: the statement as rendered; a cluster: its cluster form.
                 for rendered in expand(statement, variables, cluster, replicated=replicated):
                     apply_statement(client, rendered)
-            except Exception as exc:
+            except OperationalError:
+                raise  # the server went away: retried by the policy
+            except (DdlError, DatabaseError) as exc:
                 raise DdlError(f"{ddl.name}, statement {number}: {exc}") from exc
         client.insert(
             "platform_meta.schema_migrations",

@@ -7,16 +7,19 @@ and says in its metadata that nothing was published; it does not fail.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
-from platform_assets.core.automation import SERVER_RETRY
+from platform_assets.core.automation import SERVER_RETRY, final
 from platform_assets.core.keys import SCHEMA_KEY
 from platform_assets.core.resources import ClickHouseResource
 from platform_assets.publish import alerts, notifications
 from platform_assets.publish.checks import dashboard_key
+from platform_assets.publish.client import GrafanaClient, GrafanaError
 from platform_assets.publish.dashboards import DASHBOARDS, build_dashboard
 from platform_assets.publish.datasource import datasource_body
 from platform_assets.publish.generate import GRAFANA_DIR, write_files
@@ -34,6 +37,22 @@ NO_FILES = "(none: published through the API, or no checkout; GRAFANA_FILES_DIR 
 # Every call is an upsert (folder, datasource, dashboard with overwrite, rules, contact point, merged
 # policy tree): a restarting Grafana or ClickHouse is retried, also outside publish_job.
 RETRY = SERVER_RETRY
+
+
+# Answers that a retry would get again: the request or the token is wrong (not 408 / 429).
+FINAL_STATUSES = frozenset(range(400, 500)) - {408, 429}
+
+
+@contextmanager
+def published(grafana: GrafanaResource) -> Iterator[GrafanaClient]:
+    """The API client; a refusal in FINAL_STATUSES fails the step without the retry policy."""
+    with grafana.client() as client:
+        try:
+            yield client
+        except GrafanaError as exc:
+            if exc.status in FINAL_STATUSES:
+                raise final(exc) from exc
+            raise
 
 
 def mart_deps(sqls: list[str]) -> list[AssetKey]:
@@ -65,7 +84,7 @@ def _unpublished(extra: dict[str, Any] | None = None) -> MaterializeResult:
 def grafana_folder(grafana: GrafanaResource) -> MaterializeResult:
     if not grafana.enabled:
         return _unpublished({"folder_uid": alerts.FOLDER_UID})
-    with grafana.client() as client:
+    with published(grafana) as client:
         folder = client.ensure_folder(alerts.FOLDER_UID, alerts.FOLDER_TITLE)
     return MaterializeResult(
         metadata={"published": True, "folder_uid": folder["uid"], "action": folder["action"], "url": folder.get("url")}
@@ -86,7 +105,7 @@ def grafana_datasource(grafana: GrafanaResource, clickhouse: ClickHouseResource)
     meta = {"uid": body["uid"], "host": f"{conn.host}:{conn.port}", "user": conn.username}
     if not grafana.enabled:
         return _unpublished(meta)
-    with grafana.client() as client:
+    with published(grafana) as client:
         result = client.upsert_datasource(body)
     return MaterializeResult(metadata={"published": True, "action": result["action"], **meta})
 
@@ -126,7 +145,7 @@ def build_dashboard_asset(spec: DashboardSpec) -> AssetsDefinition:
         }
         if not grafana.enabled:
             return _unpublished(meta)
-        with grafana.client() as client:
+        with published(grafana) as client:
             message = f"dagster run {context.run_id}"
             saved = client.post_dashboard(model, alerts.FOLDER_UID, overwrite=True, message=message)
         url = grafana.url.rstrip("/") + saved["url"] if grafana.url and saved.get("url") else saved.get("url")
@@ -153,7 +172,7 @@ def grafana_alert_rules(grafana: GrafanaResource) -> MaterializeResult:
     meta: dict[str, Any] = {"rules": MetadataValue.json([r["uid"] for r in rules]), "files_written": written}
     if not grafana.enabled:
         return _unpublished(meta)
-    with grafana.client() as client:
+    with published(grafana) as client:
         actions = {r["uid"]: client.upsert_alert_rule(r)["action"] for r in rules}
         client.set_rule_group_interval(alerts.FOLDER_UID, alerts.RULE_GROUP, 60)  # rules evaluate every minute
         meta.update(_publish_notifications(client, grafana.alert_webhook_url))

@@ -641,6 +641,21 @@ def test_deeply_nested_otlp_json_is_400(apps, depth) -> None:
     assert_otlp_refused(resp, produced, 400)
 
 
+@pytest.mark.parametrize("signal", SIGNALS, ids=lambda s: s.name)
+def test_otlp_json_with_proto_field_names_is_400_naming_the_key(apps, signal) -> None:
+    """protobuf's JSON parser reads snake_case field names too, but OTLP/JSON allows only the
+    lowerCamelCase ones, which every reader of the request reads: accepted, such a request would
+    have been answered 200 and stored empty."""
+
+    def proto_name(name: str) -> str:
+        return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+    snake = {proto_name(signal.resource_key): [{"resource": {}, proto_name(signal.scope_key): [{}]}]}
+    resp, produced = apps["default"].post(signal.path, orjson.dumps(snake), {"Content-Type": JSON})
+    assert_otlp_refused(resp, produced, 400)
+    assert signal.resource_key in resp.json()["message"]
+
+
 def check_json_answer(signal: otlp.Signal, body: bytes, resp: Any, produced: list[Message]) -> None:
     if resp.status_code == 200:
         doc = orjson.loads(body)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, Failure, materialize
 
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.ops.checks import clickhouse_schema_in_sync
-from platform_assets.ops.ddl import DDL_DIR, DdlError
+from platform_assets.ops.ddl import DDL_DIR
 from platform_assets.synthetic.raw_columns import RAW_TABLE_COLUMNS
 
 pytestmark = pytest.mark.e2e
@@ -80,7 +80,8 @@ def test_second_run_changes_nothing_and_edits_are_refused(resources, clickhouse,
 
     # Editing an applied file fails the run and the check, naming the file.
     (ddl / "002_table.sql").write_text((ddl / "002_table.sql").read_text() + "-- edited\n")
-    with pytest.raises(DdlError, match=r"002_table\.sql: applied sha256"):
+    # Failure, not DagsterMaxRetriesExceededError: an edited file is not retried.
+    with pytest.raises(Failure, match=r"002_table\.sql: applied sha256"):
         run(resources, ddl)
     failed = run(resources, ddl, with_check=True, raise_on_error=False)
     assert not failed.success
@@ -93,7 +94,7 @@ def test_failing_statement_names_file_and_statement(resources, tmp_path):
     (ddl / "002_broken.sql").write_text(
         "CREATE TABLE IF NOT EXISTS raw.ok_table (x UInt8) ENGINE = Memory;\nCREATE TABLE nonsense here;\n"
     )
-    with pytest.raises(DdlError, match=r"002_broken\.sql, statement 2"):
+    with pytest.raises(Failure, match=r"002_broken\.sql, statement 2"):
         run(resources, ddl)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -140,6 +141,13 @@ def from_json(signal: Signal, body: bytes) -> Json:
         raise OtlpError(f"body is not JSON: {exc}") from exc
     if not isinstance(out, dict):
         raise OtlpError(f"body must be a JSON object ({signal.request_type.__name__})")
+    snake = _snake_case_key(out)
+    if snake is not None:
+        # ParseDict accepts proto field names too, but the OTLP specification allows only the
+        # lowerCamelCase JSON names, and every reader of the request (counts, scrubbing, the
+        # ClickHouse views) reads those: accepted, the request would be stored empty.
+        camel = re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), snake)
+        raise OtlpError(f"OTLP/JSON field names are lowerCamelCase: got {snake!r}, write {camel!r}")
     try:
         probe = copy.deepcopy(out)  # RecursionError for nesting deeper than Python recurses
         _ids(probe, _hex_to_base64)
@@ -147,6 +155,22 @@ def from_json(signal: Signal, body: bytes) -> Json:
     except (ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise OtlpError(f"not an OTLP JSON {signal.request_type.__name__}: {exc}") from exc
     return out
+
+
+def _snake_case_key(value: Any) -> str | None:
+    """The first JSON object key with an underscore: no OTLP/JSON field name has one (attribute
+    names are values of ``key``, not object keys). Iterative: deep nesting cannot recurse."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if "_" in key:
+                    return key
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _scopes(signal: Signal, request: Json) -> Iterator[Json]:
