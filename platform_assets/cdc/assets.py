@@ -15,9 +15,9 @@ from dagster import (
     multi_asset,
 )
 
-from platform_assets.cdc import replica, source
+from platform_assets.cdc import lifecycle, replica, source
 from platform_assets.cdc.resources import CdcResource, configured_tables
-from platform_assets.core.automation import SERVER_RETRY
+from platform_assets.core.automation import SERVER_RETRY, final
 from platform_assets.core.keys import REPLICA_DB_KEY, SCHEMA_KEY, table_key
 from platform_assets.core.resources import ClickHouseResource, PostgresResource
 
@@ -55,23 +55,29 @@ def source_replication(
     """Postgres ready for logical replication of the configured tables (``CDC_TABLES``).
 
     Grain: one source database. Checks ``wal_level=logical``, refuses a table without primary
-    key or replica identity (by name), creates the replication role and the publication.
-    Idempotent.
+    key or replica identity (by name), creates the replication role (REPLICATION and SELECT on
+    the published columns, nothing else) and, as the owner, the publication (``users`` without
+    ``email`` and ``name``). Idempotent.
     """
     tables = configured_tables()
     with postgres.connect(context, autocommit=True) as conn:
-        source.check_wal_level(conn)
-        keys = source.check_tables(conn, tables)
-        owners = source.ensure_replication_role(conn, cdc.replication_role, cdc.replication_password, tables)
+        try:
+            source.check_wal_level(conn)
+            keys = source.check_tables(conn, tables)
+        except source.SourceError as exc:
+            raise final(exc) from exc  # a source set up wrong stays wrong: not retried
+        privileges = source.ensure_replication_role(conn, cdc.replication_role, cdc.replication_password, tables)
         publication, members = source.ensure_publication(conn, tables)
+        published = source.published_columns(conn, tables)
         slot = source.find_slot(conn)
     return MaterializeResult(
         metadata={
             "tables": MetadataValue.json(tables),
             "primary_keys": MetadataValue.json(keys),
             "replication_role": cdc.replication_role,
-            "role_member_of": MetadataValue.json(owners),
+            "role_privileges": MetadataValue.json(privileges),
             "publication": publication,
+            "published_column_lists": MetadataValue.json({t: c for t, c in published.items() if c}),
             "publication_tables": MetadataValue.json(members),
             "slot": slot or "(created by the replica)",
         }
@@ -123,8 +129,8 @@ def build_replica_asset(tables: list[str]) -> AssetsDefinition:
         postgres: PostgresResource,
         cdc: CdcResource,
     ) -> Iterator[MaterializeResult]:
-        """Creates the replica database once; a table added to ``CDC_TABLES`` is attached with
-        ``ATTACH TABLE`` (never by recreating the database)."""
+        """Attaches the replica database once; a table added to ``CDC_TABLES`` rebuilds it
+        (``lifecycle.rebuild_replica``: the replication role may not alter the publication)."""
         yield from _materialize_replica(context, clickhouse, postgres, cdc, tables)
 
     return cdc_replica
@@ -141,25 +147,24 @@ def _materialize_replica(
     address = cdc.source_address or f"{postgres.host}:{postgres.port}"
     attached: list[str] = []
     created = False
-    with clickhouse.client(context) as client:
+    with clickhouse.client(context) as client, postgres.connect(context, autocommit=True) as owner:
         if not replica.database_exists(client, db):
-            client.command(
-                replica.create_statement(
-                    db, address, postgres.dbname, cdc.replication_role, cdc.replication_password, tables
-                )
-            )
+            lifecycle.attach_replica(client, owner, cdc, address, postgres.dbname, tables)
             created = True
         else:
-            for table in sorted(set(tables) - set(replica.replica_tables(client, db))):
-                client.command(f"ATTACH TABLE {replica.ident(db)}.{replica.ident(table)}")
-                attached.append(table)
+            attached = sorted(set(tables) - set(replica.replica_tables(client, db)))
+            if attached:
+                # ATTACH TABLE would have the engine run ALTER PUBLICATION ADD TABLE, which only the
+                # owner may: the replica is attached afresh over the owner's new publication instead.
+                context.log.info(f"tables {attached} added: rebuilding {db} (a new snapshot of every table)")
+                lifecycle.rebuild_replica(client, owner, cdc, address, postgres.dbname, tables)
         missing = _wait_for_tables(client, db, tables, SNAPSHOT_TIMEOUT_S)
         if missing:
-            # Not retried: a retry would ATTACH the tables still in their snapshot (already publication
-            # members, so ATTACH fails) and bury this message under that error.
+            # Not retried: a retry would rebuild the replica again and restart every snapshot.
             raise Failure(
                 f"replica {db}: table(s) {missing} did not appear within {SNAPSHOT_TIMEOUT_S}s; "
-                "see the ClickHouse log and the Postgres log for replication errors",
+                "see the ClickHouse log and the Postgres log for replication errors (the engine only "
+                "logs errors at ATTACH DATABASE: a privilege the replication role lacks shows this way)",
                 allow_retries=False,
             )
         extra = sorted(set(replica.replica_tables(client, db)) - set(tables))

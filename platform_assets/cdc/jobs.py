@@ -14,7 +14,7 @@ from dagster import (
     op,
 )
 
-from platform_assets.cdc import replica, source
+from platform_assets.cdc import lifecycle, source
 from platform_assets.cdc.monitor import table_states
 from platform_assets.cdc.resources import CdcResource, configured_tables
 from platform_assets.core.keys import table_key
@@ -57,8 +57,11 @@ def repair_drifted_tables(
     clickhouse: ClickHouseResource,
     cdc: CdcResource,
 ) -> None:
-    """DETACH TABLE ... PERMANENTLY then ATTACH TABLE reloads a table whose replication stopped
-    after a column change; then waits until the replica has every source row."""
+    """Rebuilds the replica (``lifecycle.rebuild_replica``: dropped, its slot dropped, the
+    publication reset to the current columns by the owner, attached afresh) when a table's
+    replication stopped after a column change; then waits until each repaired table has every
+    source row. Not DETACH PERMANENTLY + ATTACH TABLE: the engine then runs ALTER PUBLICATION,
+    which the replication role (no owner) may not."""
     tables = configured_tables()
     db = cdc.replica_database
     states = table_states(postgres, clickhouse, db, tables, context)
@@ -69,19 +72,18 @@ def repair_drifted_tables(
     if not targets:
         context.log.info("no drifted table: nothing to repair")
         return
+    started = time.monotonic()
+    address = cdc.source_address or f"{postgres.host}:{postgres.port}"
+    with clickhouse.client(context) as client, postgres.connect(context, autocommit=True) as owner:
+        slot = lifecycle.rebuild_replica(client, owner, cdc, address, postgres.dbname, tables)
+    context.log.info(f"replica {db} rebuilt (slot {slot} dropped) for {targets}")
     for table in targets:
         before = states[table]
-        started = time.monotonic()
-        name = f"{replica.ident(db)}.{replica.ident(table)}"
-        with clickhouse.client(context) as client:
-            if before.replica_rows is not None:
-                client.command(f"DETACH TABLE {name} PERMANENTLY")
-            client.command(f"ATTACH TABLE {name}")
         after = _wait_for_parity(postgres, clickhouse, db, table, context)
         seconds = round(time.monotonic() - started, 2)
         if after.drifted or after.replica_rows != after.source_rows:
             raise RuntimeError(
-                f"{table}: after re-attach the replica has {after.replica_rows} of {after.source_rows} rows "
+                f"{table}: after the rebuild the replica has {after.replica_rows} of {after.source_rows} rows "
                 f"and drift '{after.describe_drift() if after.drifted else 'none'}' after {seconds}s"
             )
         context.log_event(
@@ -89,7 +91,7 @@ def repair_drifted_tables(
                 asset_key=table_key(table),
                 description=f"repaired: {before.describe_drift()}",
                 metadata={
-                    "repair": "DETACH PERMANENTLY + ATTACH",
+                    "repair": "replica rebuilt (DROP DATABASE SYNC, owner drops slot and resets publication, ATTACH)",
                     "drift_before": before.describe_drift(),
                     "columns_after": MetadataValue.json(after.replica_columns),
                     "replica_live_rows": after.replica_rows,

@@ -20,19 +20,37 @@ def ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def tables_list(tables: list[str], columns: dict[str, list[str] | None]) -> str:
+    """``materialized_postgresql_tables_list``: ``users(user_id,country,...),orders,...``; a table
+    with a column list replicates only those columns (the publication has the same list)."""
+    return ",".join(f"{t}({','.join(columns[t] or [])})" if columns.get(t) else t for t in tables)
+
+
 def create_statement(
-    database: str, host_port: str, source_database: str, user: str, password: str, tables: list[str]
+    database: str,
+    host_port: str,
+    source_database: str,
+    user: str,
+    password: str,
+    tables: list[str],
+    columns: dict[str, list[str] | None] | None = None,
+    database_uuid: str | None = None,
 ) -> str:
+    """The replica's ``ATTACH DATABASE ... UUID ... ENGINE = MaterializedPostgreSQL`` (see the
+    SQL file for why ATTACH, not CREATE)."""
+    import uuid
+
     from platform_assets.core.sql import split_statements
 
     (statement,) = split_statements(CREATE_SQL.read_text())
     return statement.format(
         database=ident(database),
+        uuid=quote(database_uuid or str(uuid.uuid4())),
         host_port=quote(host_port),
         source_database=quote(source_database),
         user=quote(user),
         password=quote(password),
-        tables=quote(",".join(tables)),
+        tables=quote(tables_list(tables, columns or {})),
     )
 
 

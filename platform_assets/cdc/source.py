@@ -80,39 +80,73 @@ def check_tables(conn: psycopg.Connection, tables: list[str]) -> dict[str, list[
     return {t: found[t][1] for t in tables}
 
 
-def ensure_replication_role(conn: psycopg.Connection, role: str, password: str, tables: list[str]) -> list[str]:
-    """The role ClickHouse connects as: LOGIN REPLICATION, no superuser, SELECT on the tables.
+# Columns that never leave Postgres: the publication lists every other column of these tables
+# (Postgres 15 publication column lists), so neither the snapshot nor the stream carries them
+# and the replication role is not even granted SELECT on them. Personal data (PII).
+EXCLUDED_COLUMNS: dict[str, tuple[str, ...]] = {"users": ("email", "name")}
 
-    MaterializedPostgreSQL runs ``ALTER PUBLICATION`` itself (at create, ATTACH TABLE and
-    DETACH PERMANENTLY), which Postgres allows only to the owner of each table (measured:
-    "must be owner of table users"). So the role is also made a member of the roles that own
-    the replicated tables, and of no other. Returns those owner roles.
+
+def published_columns(conn: psycopg.Connection, tables: list[str]) -> dict[str, list[str] | None]:
+    """Per table, the columns that are published (source order), or None for every column."""
+    restricted = [t for t in tables if t in EXCLUDED_COLUMNS]
+    columns = _all_columns(conn, restricted) if restricted else {}
+    return {
+        t: [c for c in columns[t] if c not in EXCLUDED_COLUMNS[t]] if t in EXCLUDED_COLUMNS else None for t in tables
+    }
+
+
+def ensure_replication_role(conn: psycopg.Connection, role: str, password: str, tables: list[str]) -> dict[str, Any]:
+    """The role ClickHouse connects as: exactly LOGIN REPLICATION, CONNECT on the database,
+    USAGE on ``public`` and SELECT on the published columns of the published tables.
+
+    Nothing else: no superuser, no CREATEDB/CREATEROLE, no role membership, owns nothing.
+    The publication is created by the tables' owner (``ensure_publication``) and the replica
+    database is attached, not created, so the engine uses it as it is (see docs/cdc.md:
+    MaterializedPostgreSQL drops and recreates the publication on CREATE DATABASE and runs
+    ALTER PUBLICATION on ATTACH TABLE / DETACH PERMANENTLY, which need ownership).
+    Idempotent, and it takes away what an earlier setup granted: memberships (the owner role
+    the role used to be a member of) and privileges on tables no longer published, in one
+    transaction with the grants so the role never lacks a privilege it needs. Returns what the
+    role has afterwards.
     """
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     verb = "ALTER" if exists else "CREATE"
-    conn.execute(
-        sql.SQL("{} ROLE {} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-            sql.SQL(verb), sql.Identifier(role), sql.Literal(password)
+    ident = sql.Identifier(role)
+    columns = published_columns(conn, tables)
+    with conn.transaction():
+        conn.execute(
+            sql.SQL(
+                "{} ROLE {} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD {}"
+            ).format(sql.SQL(verb), ident, sql.Literal(password))
         )
-    )
-    dbname = conn.info.dbname
-    conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), sql.Identifier(role)))
-    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(role)))
-    for table in tables:
-        conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table), sql.Identifier(role)))
-    owners = sorted(
-        {
+        revoked = [
             r[0]
             for r in conn.execute(
-                "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(%s)",
-                (tables,),
+                "SELECT m.roleid::regrole::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member "
+                "WHERE r.rolname = %s",
+                (role,),
             )
-        }
-    )
-    for owner in owners:
-        if owner != role:
-            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), sql.Identifier(role)))
-    return owners
+        ]
+        for parent in revoked:
+            conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(parent), ident))
+        # Table privileges (column privileges go with them), then exactly the ones needed.
+        conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(ident))
+        conn.execute(sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {}").format(ident))
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(conn.info.dbname), ident))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
+        for table in tables:
+            cols = columns[table]
+            what: sql.Composable = (
+                sql.SQL("SELECT ({})").format(sql.SQL(", ").join([sql.Identifier(c) for c in cols]))
+                if cols
+                else sql.SQL("SELECT")
+            )
+            conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(what, sql.Identifier(table), ident))
+    return {
+        "attributes": "LOGIN REPLICATION",
+        "select_on": {t: columns[t] or "all columns" for t in tables},
+        "revoked_memberships": revoked,
+    }
 
 
 def publication_name(dbname: str) -> str:
@@ -131,20 +165,35 @@ def find_slot(conn: psycopg.Connection) -> str | None:
     return row[0] if row else None
 
 
-def ensure_publication(conn: psycopg.Connection, tables: list[str]) -> tuple[str, list[str]]:
-    """Create the publication for the configured tables before the replica exists.
+def _publication_targets(conn: psycopg.Connection, tables: list[str]) -> sql.Composable:
+    columns = published_columns(conn, tables)
+    targets: list[sql.Composable] = []
+    for t in tables:
+        cols = columns[t]
+        if cols:
+            targets.append(
+                sql.SQL("{} ({})").format(sql.Identifier(t), sql.SQL(", ").join([sql.Identifier(c) for c in cols]))
+            )
+        else:
+            targets.append(sql.Identifier(t))
+    return sql.SQL(", ").join(targets)
 
-    Once the replica's slot exists, ClickHouse manages membership itself (ATTACH TABLE adds a
-    table, and fails if it is already a member), so the publication is then left as it is.
-    Returns the publication name and its current tables.
+
+def ensure_publication(conn: psycopg.Connection, tables: list[str]) -> tuple[str, list[str]]:
+    """Create the publication for the configured tables, as the owner, before the replica exists.
+
+    Tables in ``EXCLUDED_COLUMNS`` are published with a column list (every column but those).
+    While no replica slot exists the publication is set to exactly this; once the slot exists
+    it is left as it is (a change of tables or columns goes through ``rebuild``: the replica is
+    dropped and attached again). Returns the publication name and its current tables.
     """
     name = publication_name(conn.info.dbname)
     exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone()
-    idents = sql.SQL(", ").join(sql.Identifier(t) for t in tables)
+    targets = _publication_targets(conn, tables)
     if not exists:
-        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(name), idents))
+        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(name), targets))
     elif find_slot(conn) is None:
-        conn.execute(sql.SQL("ALTER PUBLICATION {} SET TABLE {}").format(sql.Identifier(name), idents))
+        conn.execute(sql.SQL("ALTER PUBLICATION {} SET TABLE {}").format(sql.Identifier(name), targets))
     members = [
         r[0]
         for r in conn.execute(
@@ -152,6 +201,18 @@ def ensure_publication(conn: psycopg.Connection, tables: list[str]) -> tuple[str
         )
     ]
     return name, members
+
+
+def drop_slot(conn: psycopg.Connection) -> str | None:
+    """Drops the replica's slot (and its ``_tmp`` twin) once the replica database is gone; as
+    the owner, since the engine's own cleanup stops at DROP PUBLICATION, which the replication
+    role may not run. Returns the slot dropped."""
+    slot = find_slot(conn)
+    for name in [slot, f"{slot}_tmp"] if slot else []:
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (name,)
+        )
+    return slot
 
 
 @dataclass(frozen=True)
@@ -186,9 +247,16 @@ def source_counts(conn: psycopg.Connection, tables: list[str]) -> dict[str, int]
     }
 
 
-def source_columns(conn: psycopg.Connection, tables: list[str]) -> dict[str, list[str]]:
+def _all_columns(conn: psycopg.Connection, tables: list[str]) -> dict[str, list[str]]:
     rows = conn.execute(_query("source_columns"), (tables,)).fetchall()
     out: dict[str, list[str]] = {t: [] for t in tables}
     for table, column in rows:
         out[table].append(column)
     return out
+
+
+def source_columns(conn: psycopg.Connection, tables: list[str]) -> dict[str, list[str]]:
+    """The columns the replica should have: every source column but the ``EXCLUDED_COLUMNS``."""
+    return {
+        t: [c for c in cols if c not in EXCLUDED_COLUMNS.get(t, ())] for t, cols in _all_columns(conn, tables).items()
+    }
