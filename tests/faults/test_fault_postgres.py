@@ -59,12 +59,19 @@ def _canonical(value):
 
 
 def source_table(conn: psycopg.Connection, table: str, key: list[str]) -> dict[tuple, tuple]:
-    """Every row of a source table, keyed by its primary key; timestamps as UTC text to the µs."""
-    columns = conn.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position",
-        (table,),
-    ).fetchall()
+    """Every row of a source table, keyed by its primary key, in its published columns (the
+    replica has no others: users.email and users.name stay in Postgres); timestamps as UTC text
+    to the µs."""
+    excluded = source.EXCLUDED_COLUMNS.get(table, ())
+    columns = [
+        c
+        for c in conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+        if c[0] not in excluded
+    ]
     exprs = []
     for name, dtype in columns:
         if dtype == "timestamp with time zone":
