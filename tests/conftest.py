@@ -132,26 +132,37 @@ DbtRunner = Callable[..., subprocess.CompletedProcess]
 
 
 @pytest.fixture(scope="session")
-def dbt(stack, tmp_path_factory) -> DbtRunner:
+def dbt_cli(tmp_path_factory) -> Callable[[dict[str, str]], DbtRunner]:
+    """``dbt_cli(env)``: a runner of the dbt CLI against the stack whose settings are ``env``,
+    with its own log and target folders: run("build", "--select", "x", vars={...})."""
+
+    def make(stack_env: dict[str, str]) -> DbtRunner:
+        work = tmp_path_factory.mktemp("dbt")
+        exe = str(Path(sys.executable).with_name("dbt"))
+
+        def run(*args: str, vars: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+            cmd = [exe, *args, "--project-dir", str(REPO_ROOT / "dbt"), "--profiles-dir", str(REPO_ROOT / "dbt")]
+            if vars:
+                cmd += ["--vars", json.dumps(vars)]
+            env = {
+                **os.environ,
+                **stack_env,
+                "DBT_LOG_PATH": str(work / "logs"),
+                "DBT_TARGET_PATH": str(work / "target"),
+                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                "DBT_USE_COLORS": "false",
+            }
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+            if check:
+                assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+            return proc
+
+        return run
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def dbt(stack, dbt_cli) -> DbtRunner:
     """Runs the dbt CLI against the session stack: dbt("build", "--select", "x", vars={...})."""
-    work = tmp_path_factory.mktemp("dbt")
-    exe = str(Path(sys.executable).with_name("dbt"))
-
-    def run(*args: str, vars: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        cmd = [exe, *args, "--project-dir", str(REPO_ROOT / "dbt"), "--profiles-dir", str(REPO_ROOT / "dbt")]
-        if vars:
-            cmd += ["--vars", json.dumps(vars)]
-        env = {
-            **os.environ,
-            **stack.env(),
-            "DBT_LOG_PATH": str(work / "logs"),
-            "DBT_TARGET_PATH": str(work / "target"),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_USE_COLORS": "false",
-        }
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        if check:
-            assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-        return proc
-
-    return run
+    return dbt_cli(stack.env())

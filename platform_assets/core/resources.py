@@ -111,20 +111,13 @@ class ClickHouseResource(ConfigurableResource):
             host, _, port = entry.strip().rpartition(":")
             if not host or not port.isdigit():
                 raise ValueError(f"CLICKHOUSE_CLUSTER_NODES entry {entry.strip()!r} is not host:http_port")
-            nodes.append(
-                ClickHouseResource(
-                    host=host,
-                    http_port=int(port),
-                    tcp_port=self.tcp_port,
-                    username=self.username,
-                    password=self.password,
-                    cluster=self.cluster,
-                    secure=self.secure,
-                    connect_timeout=self.connect_timeout,
-                    send_receive_timeout=self.send_receive_timeout,
-                )
-            )
+            nodes.append(self.replaced(host=host, http_port=int(port), cluster_nodes=""))
         return nodes
+
+    def replaced(self, **changes: Any) -> ClickHouseResource:
+        """These settings with ``changes`` (another node, another user)."""
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self)(**{**fields, **changes})
 
     @contextmanager
     def client(self, context: Any = None, **settings: Any) -> Iterator[Client]:

@@ -92,14 +92,7 @@ class GrafanaResource(ConfigurableResource):
         check also proves the grants."""
         if not (self.clickhouse_user and self.clickhouse_password):
             return clickhouse
-        return ClickHouseResource(
-            host=clickhouse.host,
-            http_port=clickhouse.http_port,
-            tcp_port=clickhouse.tcp_port,
-            username=self.clickhouse_user,
-            password=self.clickhouse_password,
-            secure=clickhouse.secure,
-        )
+        return clickhouse.replaced(username=self.clickhouse_user, password=self.clickhouse_password)
 
 
 def build_grafana_resource(env: dict[str, str] | None = None) -> GrafanaResource:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from platform_assets.stack.config import DEFAULT_PORTS, StackConfig
+from platform_assets.stack.config import DEFAULT_PORTS, StackConfig, StackError
 from platform_assets.stack.process import free_port
 from platform_assets.stack.servers import Stack
 
@@ -34,3 +34,19 @@ def scratch_stack(prefix: str, shards: int = 1) -> Iterator[Stack]:
     finally:
         stack.down()
         shutil.rmtree(stack.cfg.root, ignore_errors=True)
+
+
+@contextmanager
+def started_scratch_stack(prefix: str, shards: int = 1, attempts: int = 3) -> Iterator[Stack]:
+    """``scratch_stack`` started; free ports are picked before the servers bind them, so one can
+    be taken meanwhile (e.g. as the source port of a connection): then a new stack is tried."""
+    for attempt in range(1, attempts + 1):
+        with scratch_stack(prefix, shards) as stack:
+            try:
+                stack.up()
+            except StackError as exc:
+                if "already in use" not in str(exc) or attempt == attempts:
+                    raise
+                continue
+            yield stack
+            return

@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +37,7 @@ from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.stack.cli import migrate_app_schema
 from platform_assets.stack.config import StackError
 from platform_assets.stack.process import free_port, pid_alive, tail
-from platform_assets.stack.scratch import scratch_stack
+from platform_assets.stack.scratch import started_scratch_stack
 from platform_assets.stack.servers import Stack
 
 # Rows older than the raw tables' 90-day TTL are dropped on insert: stamp events with today.
@@ -194,29 +193,13 @@ class FaultStack:
         return self.res["postgres"].connect(autocommit=True)
 
 
-@contextmanager
-def started_scratch_stack(attempts: int = 3) -> Iterator[Stack]:
-    """``scratch_stack`` started; free ports are picked before the servers bind them, so one can
-    be taken meanwhile (e.g. as the source port of a connection): then a new stack is tried."""
-    for attempt in range(1, attempts + 1):
-        with scratch_stack("platform-faults-") as stack:
-            try:
-                stack.up()
-            except StackError as exc:
-                if "already in use" not in str(exc) or attempt == attempts:
-                    raise
-                continue
-            yield stack
-            return
-
-
 @pytest.fixture(scope="package")
 def fault_stack() -> Iterator[FaultStack]:
     # The process environment is pointed at this stack per test (fault_env), never for the
     # fixture's life, so no later test can run against it. The folder's __init__.py makes it a
     # package: the stack stops after the suite's last test (without it, at the session's end,
     # its servers idling beside the session stack's for every later test).
-    with started_scratch_stack() as stack, DagsterInstance.ephemeral() as instance:
+    with started_scratch_stack("platform-faults-") as stack, DagsterInstance.ephemeral() as instance:
         env = stack.env()
         migrate_app_schema(stack)  # the app schema, as `platform-stack up` applies it
         yield FaultStack(stack, env, resources_from_env(env), instance)

@@ -11,13 +11,9 @@ test.
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,11 +23,8 @@ from platform_assets.core.resources import ClickHouseResource, resources_from_en
 from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.stack.cli import migrate_app_schema
-from platform_assets.stack.config import StackError
-from platform_assets.stack.scratch import scratch_stack
+from platform_assets.stack.scratch import started_scratch_stack
 from platform_assets.stack.servers import Stack
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -54,19 +47,10 @@ class ShardedStack:
 
 @pytest.fixture(scope="package")
 def sharded() -> Iterator[ShardedStack]:
-    for attempt in range(1, 4):
-        with scratch_stack("platform-sharded-", shards=2) as stack, DagsterInstance.ephemeral() as instance:
-            try:
-                stack.up()
-            except StackError as exc:
-                # Free ports are picked before the servers bind them; one may be taken meanwhile.
-                if "already in use" not in str(exc) or attempt == 3:
-                    raise
-                continue
-            migrate_app_schema(stack)
-            env = stack.env()
-            yield ShardedStack(stack, env, resources_from_env(env), instance)
-            return
+    with started_scratch_stack("platform-sharded-", shards=2) as stack, DagsterInstance.ephemeral() as instance:
+        migrate_app_schema(stack)
+        env = stack.env()
+        yield ShardedStack(stack, env, resources_from_env(env), instance)
 
 
 @pytest.fixture(autouse=True)
@@ -95,25 +79,6 @@ def sharded_schema(sharded: ShardedStack) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="package")
-def sharded_dbt(sharded: ShardedStack, tmp_path_factory) -> Callable[..., subprocess.CompletedProcess]:
+def sharded_dbt(sharded: ShardedStack, dbt_cli) -> Callable[..., subprocess.CompletedProcess]:
     """The dbt CLI against the first node of the two-shard stack."""
-    work = tmp_path_factory.mktemp("dbt-sharded")
-    exe = str(Path(sys.executable).with_name("dbt"))
-
-    def run(*args: str, vars: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        cmd = [exe, *args, "--project-dir", str(REPO_ROOT / "dbt"), "--profiles-dir", str(REPO_ROOT / "dbt")]
-        if vars:
-            cmd += ["--vars", json.dumps(vars)]
-        env = {
-            **os.environ,
-            **sharded.env,
-            "DBT_LOG_PATH": str(work / "logs"),
-            "DBT_TARGET_PATH": str(work / "target"),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_USE_COLORS": "false",
-        }
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-        return proc
-
-    return run
+    return dbt_cli(sharded.env)

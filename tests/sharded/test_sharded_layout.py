@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,7 +68,7 @@ SHAPES: dict[str, tuple[list[str], list[str]]] = {
         ["spans", "error_spans", "call_error_rate", "traces", "error_traces", "trace_error_rate"],
     ),
 }
-RAW_TABLES = ["raw.spans", "raw.agent_events", "raw.product_events"]
+BIN = Path(sys.executable).parent  # the venv's console scripts
 
 
 def local_counts(sharded, table: str, where: str = "1", **params: Any) -> list[int]:
@@ -119,7 +120,7 @@ class Collector:
         self.port, self.grpc_port = free_port(), free_port()
         self.log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [str(ha_bin("platform-collector")), "--port", str(self.port), "--grpc-port", str(self.grpc_port)],
+            [str(BIN / "platform-collector"), "--port", str(self.port), "--grpc-port", str(self.grpc_port)],
             env={**os.environ, **env},
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -150,12 +151,6 @@ class Collector:
         self.log.close()
 
 
-def ha_bin(name: str):
-    from pathlib import Path
-
-    return Path(sys.executable).with_name(name)
-
-
 def wait_counts(sharded, expected: dict[str, int], since: datetime, timeout: float = 120.0) -> dict[str, int]:
     """Polls the Distributed tables until each holds ``expected`` rows landed since ``since``."""
     sql = {
@@ -177,7 +172,7 @@ def test_collector_traffic_is_consumed_by_both_shards_exactly_once(sharded, shar
     try:
         record_path = tmp_path / "record.json"
         proc = subprocess.run(
-            [str(ha_bin("platform-simulate-agents")), "--collector", collector.url, "--runs", "60",
+            [str(BIN / "platform-simulate-agents"), "--collector", collector.url, "--runs", "60",
              "--product-events", "400", "--seed", "7", "--record", str(record_path)],
             env={**os.environ, **sharded.env}, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
