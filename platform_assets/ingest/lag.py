@@ -40,6 +40,9 @@ class LagVerdict:
     flagged: bool
     reasons: list[str]
     stuck_ticks: int
+    # Partitions with messages waiting that no consumer held while the topic was stuck: the
+    # consumers have lost their assignment and the sensor restarts them (ingest/heal.py).
+    orphans: list[int] = field(default_factory=list)
 
 
 def evaluate(
@@ -48,6 +51,7 @@ def evaluate(
     """Flag lag past ``max_lag`` messages, a consumer error, or a consumer that stopped moving
     (messages waiting and no committed offset advanced for ``stuck_after_ticks`` ticks)."""
     reasons = []
+    orphans: list[int] = []
     if lag.error:
         reasons.append(f"{lag.topic}: {lag.error}")
     if lag.total > max_lag:
@@ -63,7 +67,7 @@ def evaluate(
         if orphans:
             held_by_none = f"no ClickHouse consumer holds partition(s) {orphans}, which have messages waiting"
             reasons.append(f"{lag.topic}: {held_by_none}")
-    return LagVerdict(bool(reasons), reasons, ticks)
+    return LagVerdict(bool(reasons), reasons, ticks, orphans)
 
 
 def unheld(lag: TopicLag) -> list[int]:

@@ -2,6 +2,7 @@
 as rows of ``ops.kafka_consumer_lag`` (its history, for the health dashboard and alert rules)."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from dagster import (
 from platform_assets.core.keys import raw_key
 from platform_assets.core.resources import ClickHouseResource, KafkaResource
 from platform_assets.ingest.assets import RAW_SPECS
+from platform_assets.ingest.heal import restart_consumers
 from platform_assets.ingest.lag import evaluate
 from platform_assets.ingest.monitor import read_lag, record_lag
 from platform_assets.ingest.resources import IngestResource
@@ -52,6 +54,11 @@ def ingest_consumer_lag_sensor(
             ingest.stuck_after_ticks,
         )
         key = raw_key(topic.raw_table or topic.name)
+        restarted = restart_if_unheld(context, clickhouse, ingest, lag.topic, verdict.orphans)
+        if restarted:
+            lines.append(restarted)
+            verdict.reasons.append(restarted)
+            verdict = replace(verdict, stuck_ticks=0)  # the next restart only after as many stuck ticks again
         figures: dict[str, Any] = {
             "topic": lag.topic,
             "group": lag.group,
@@ -62,6 +69,7 @@ def ingest_consumer_lag_sensor(
             ],
             "consumer": lag.consumer,
             "error": lag.error or "",
+            "restarted_consumers": bool(restarted),
         }
         events.append(AssetObservation(asset_key=key, metadata=figures))
         if before.get("flagged") != verdict.flagged:
@@ -89,3 +97,27 @@ def ingest_consumer_lag_sensor(
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         context.log.warning(f"consumer lag not recorded in ops.kafka_consumer_lag: {first}")
     return SensorResult(skip_reason=" | ".join(lines), asset_events=events, cursor=json.dumps(new_state))
+
+
+def restart_if_unheld(
+    context: SensorEvaluationContext,
+    clickhouse: ClickHouseResource,
+    ingest: IngestResource,
+    table: str,
+    orphans: list[int],
+) -> str:
+    """Re-attach the Kafka table of a stuck topic whose waiting partitions no consumer holds
+    (ingest/heal.py); returns what was done, for the tick's reason and the check, or ''."""
+    if not orphans or not ingest.restart_unheld_consumers:
+        return ""
+    try:
+        nodes = restart_consumers(clickhouse, table, context)
+    except Exception as exc:  # noqa: BLE001 - the check already fails on the stuck topic; say why the cure did not run
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        return f"{table}: restarting its consumers failed: {first}"
+    message = (
+        f"{table}: restarted its consumers (kafka_queue.{table} re-attached on {nodes} node(s)): "
+        f"no consumer held partition(s) {orphans}"
+    )
+    context.log.warning(message)
+    return message

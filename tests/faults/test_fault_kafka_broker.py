@@ -12,6 +12,10 @@ import time
 import uuid
 
 import pytest
+from dagster import build_sensor_context
+
+from platform_assets.ingest.resources import IngestResource
+from platform_assets.ingest.sensors import ingest_consumer_lag_sensor
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -59,8 +63,11 @@ def test_broker_kill_9_answers_503_and_loses_nothing_acknowledged(healed, start_
     )
     spans_sql = f"SELECT uniqExact(trace_id, span_id), count() FROM raw.spans WHERE tenant = '{ws}'"
     acked, acked_spans = len(rec.acked_events), len(rec.acked_spans)
-    fs.wait_rows(events_sql, lambda r: r[0] >= acked, timeout=120)
-    fs.wait_rows(spans_sql, lambda r: r[0] >= acked_spans, timeout=60)
+    # The consumer-lag sensor ticks meanwhile, as the deployed platform runs it (every 30 s there,
+    # every 5 s here): a topic whose consumers lost their assignment is restarted by it.
+    restarts: list[str] = []
+    wait_with_sensor(fs, events_sql, lambda r: r[0] >= acked, 150, restarts)
+    wait_with_sensor(fs, spans_sql, lambda r: r[0] >= acked_spans, 150, restarts)
     time.sleep(2)  # late copies of refused-then-delivered messages, if any, land too
     distinct, rows = fs.rows(events_sql)[0]
     span_distinct, span_rows = fs.rows(spans_sql)[0]
@@ -87,7 +94,8 @@ def test_broker_kill_9_answers_503_and_loses_nothing_acknowledged(healed, start_
         f"(duplicates removed by dedup {rows - distinct:,}: {reread:,} re-read by the consumer, {resent:,} resent), "
         f"lost {len(rec.acked_events - landed):,}; "
         f"spans accepted {acked_spans:,}, landed {span_distinct:,} distinct in {span_rows:,} rows "
-        f"(duplicates {span_rows - span_distinct:,}), lost {len(rec.acked_spans - landed_spans):,}; {figures}"
+        f"(duplicates {span_rows - span_distinct:,}), lost {len(rec.acked_spans - landed_spans):,}; "
+        f"consumers restarted by the lag sensor: {restarts or 'none'}; {figures}"
     )
     print(message)
     lost_spans = rec.acked_spans - landed_spans
@@ -96,3 +104,22 @@ def test_broker_kill_9_answers_503_and_loses_nothing_acknowledged(healed, start_
     assert rec.acked_events <= landed and not lost_spans, message
     assert landed <= rec.sent_events and landed_spans <= rec.sent_spans, message
     assert distinct == acked and span_distinct == acked_spans, message
+
+
+def wait_with_sensor(fs, sql: str, done, timeout: float, restarts: list[str], tick_s: float = 5.0) -> tuple:
+    """Polls ``sql`` until ``done(row)`` or ``timeout``, running the ingest consumer-lag sensor every
+    ``tick_s`` seconds; what the sensor restarted is appended to ``restarts``."""
+    res = {"clickhouse": fs.res["clickhouse"], "kafka": fs.res["kafka"], "ingest": IngestResource()}
+    deadline, cursor = time.monotonic() + timeout, None
+    while True:
+        row = fs.wait_rows(sql, done, timeout=tick_s)
+        if (row and done(row)) or time.monotonic() > deadline:
+            return row
+        try:
+            context = build_sensor_context(resources=res, instance=fs.instance, cursor=cursor)
+            result = ingest_consumer_lag_sensor(context)
+        except Exception:  # noqa: BLE001 - a server still coming back: the next tick reads again
+            continue
+        cursor = result.cursor
+        reason = getattr(result.skip_reason, "skip_message", result.skip_reason) or ""
+        restarts += [part for part in reason.split(" | ") if "restarted its consumers" in part]

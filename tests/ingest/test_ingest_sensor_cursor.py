@@ -171,3 +171,55 @@ def test_threshold_exception_and_unreachable_broker_are_flagged(tick) -> None:
     assert failed["spans"].description == "otlp_spans: broker unreachable: timed out"
     spans = next(e for e in result.asset_events if isinstance(e, AssetObservation) and e.asset_key == raw_key("spans"))
     assert spans.metadata["error"].value == "broker unreachable: timed out"
+
+
+def test_a_topic_no_consumer_holds_is_restarted_once_per_stuck_period(tick, monkeypatch) -> None:
+    restarted = record_restarts(monkeypatch)
+    orphaned = quiet(topic("otlp_spans", (40, 10), (50, 20), assigned_partitions=[]))
+    cursor, reasons = None, []
+    for _ in range(5):
+        result = tick(orphaned, cursor, stuck_after_ticks=2)
+        cursor, reasons = result.cursor, [*reasons, skip_text(result)]
+    # Stuck for 2 ticks (the 3rd tick): restarted, and the count starts again from 0.
+    assert restarted == ["otlp_spans", "otlp_spans"]
+    assert ["otlp_spans: restarted its consumers" in r for r in reasons] == [False, False, True, False, True]
+    assert "no consumer held partition(s) [0, 1]" in reasons[2]
+    assert json.loads(cursor)["otlp_spans"]["stuck_ticks"] == 0
+
+
+def test_held_partitions_or_the_setting_off_mean_no_restart(tick, monkeypatch) -> None:
+    restarted = record_restarts(monkeypatch)
+    held = quiet(topic("otlp_spans", (40, 10), (50, 20), assigned_partitions=[0, 1]))
+    orphaned = quiet(topic("otlp_spans", (40, 10), (50, 20), assigned_partitions=[]))
+    for lags, setting in ((held, True), (orphaned, False)):
+        cursor = None
+        for _ in range(4):
+            cursor = tick(lags, cursor, stuck_after_ticks=2, restart_unheld_consumers=setting).cursor
+    assert restarted == []
+
+
+def test_a_failed_restart_is_named_in_the_check(tick, monkeypatch) -> None:
+    def refuse(clickhouse, table, context=None):
+        raise RuntimeError("Code: 497. DB::Exception: Not enough privileges")
+
+    monkeypatch.setattr(sensors, "restart_consumers", refuse)
+    orphaned = quiet(topic("otlp_spans", (40, 10), assigned_partitions=[]))
+    cursor, results = None, []
+    for _ in range(3):
+        result = tick(orphaned, cursor, stuck_after_ticks=2)
+        cursor, results = result.cursor, [*results, result]
+    failed = checks(results[2])["spans"]
+    assert not failed.passed
+    assert "otlp_spans: restarting its consumers failed: Code: 497" in (failed.description or "")
+
+
+def record_restarts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tables the sensor restarts, instead of re-attaching them."""
+    restarted: list[str] = []
+
+    def restart(clickhouse, table, context=None) -> int:
+        restarted.append(table)
+        return 1
+
+    monkeypatch.setattr(sensors, "restart_consumers", restart)
+    return restarted
