@@ -30,6 +30,15 @@ from platform_assets.stack.servers import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# The session stack's tenants (PLATFORM_TENANTS, platform_assets/core/access.py): `acme` reads two
+# workspaces; `noisy` has a quota of 5 queries a minute (tests/ops/test_access_roles.py).
+TEST_TENANTS = json.dumps(
+    [
+        {"name": "acme", "workspaces": ["tenant_ws_a", "tenant_ws_b"]},
+        {"name": "noisy", "workspaces": ["tenant_ws_c"], "queries_per_minute": 5, "max_threads": 1},
+    ]
+)
+
 LEVELS = ("unit", "integration", "e2e")
 SERVER_FIXTURES = {"stack", "stack_resources", "clickhouse", "postgres", "kafka", "s3", "cdc", "dbt"}
 
@@ -69,7 +78,7 @@ def stack() -> Iterator[Stack]:
     from platform_assets.stack.cli import migrate_app_schema
 
     saved = dict(os.environ)
-    with scratch_stack("platform-test-stack-") as stack:
+    with scratch_stack("platform-test-stack-", tenants=TEST_TENANTS) as stack:
         try:
             stack.up()
             env = stack.env()

@@ -9,6 +9,7 @@ import psycopg
 
 from platform_assets.cdc import replica, source
 from platform_assets.cdc.lag import LagReading
+from platform_assets.core.access import MONITOR
 from platform_assets.core.resources import ClickHouseResource, PostgresResource
 
 
@@ -30,7 +31,7 @@ def read_lag(postgres: PostgresResource, clickhouse: ClickHouseResource, databas
         errors.append(f"source unreachable: {str(exc).strip().splitlines()[0]}")
     replica_beat = None
     try:
-        with clickhouse.client(context) as client:
+        with clickhouse.as_role(MONITOR).client(context) as client:
             replica_beat = replica.heartbeat_seen_ms(client, database)
     except Exception as exc:  # noqa: BLE001 - any client/transport error is a reading, not a crash
         errors.append(f"clickhouse unreachable: {str(exc).strip().splitlines()[0][:200]}")
@@ -83,7 +84,7 @@ def table_states(
     with postgres.connect(context) as conn:
         counts = source.source_counts(conn, tables)
         src_cols = source.source_columns(conn, tables)
-    with clickhouse.client(context) as client:
+    with clickhouse.as_role(MONITOR).client(context) as client:
         live = replica.live_counts(client, database, tables)
         rep_cols = replica.replica_columns(client, database, tables)
     return {t: TableState(t, counts[t], live[t], src_cols[t], rep_cols[t]) for t in tables}
@@ -97,5 +98,5 @@ def wait_caught_up(
     with postgres.connect() as conn:
         beat_ms = int(source.write_heartbeat(conn).timestamp() * 1000)
         conn.commit()
-    with clickhouse.client() as client:
+    with clickhouse.as_role(MONITOR).client() as client:
         return replica.wait_for_heartbeat(client, database, beat_ms, timeout)

@@ -23,6 +23,7 @@ from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from platform_assets.core.access import ADMIN, ROLE_USERS, password_var
 from platform_assets.core.settings import Setting, read, wired
 
 
@@ -68,6 +69,8 @@ class ClickHouseResource(ConfigurableResource):
         Setting("password", "CLICKHOUSE_PASSWORD"),
         Setting("cluster", "CLICKHOUSE_CLUSTER", required=False, secret=False),
         Setting("cluster_nodes", "CLICKHOUSE_CLUSTER_NODES", required=False, secret=False),
+        # The components' own users (platform_assets/core/access.py), for ``as_role``.
+        *(Setting(f"{user}_password", password_var(user)) for user in ROLE_USERS),
     )
 
     host: str = Field(description="ClickHouse host name")
@@ -85,6 +88,9 @@ class ClickHouseResource(ConfigurableResource):
         description="host:http_port of every node, comma-separated, for a cluster of shards without replicas "
         "(no Keeper, no ON CLUSTER): the schema asset applies the DDL on each node in turn; empty: ON CLUSTER",
     )
+    transform_password: str = Field(default="", description="password of the `transform` user (dbt)")
+    export_password: str = Field(default="", description="password of the `export` user (exports, the report)")
+    monitor_password: str = Field(default="", description="password of the `monitor` user (sensors, checks)")
     secure: bool = False
     connect_timeout: int = 10  # fail fast when the server is down
     send_receive_timeout: int = 600  # long INSERT ... SELECT and exports
@@ -113,6 +119,18 @@ class ClickHouseResource(ConfigurableResource):
                 raise ValueError(f"CLICKHOUSE_CLUSTER_NODES entry {entry.strip()!r} is not host:http_port")
             nodes.append(self.replaced(host=host, http_port=int(port), cluster_nodes=""))
         return nodes
+
+    def as_role(self, role: str) -> ClickHouseResource:
+        """These settings logged in as a component's own user (``core/access.py``): ``transform``,
+        ``export`` or ``monitor``; ``admin`` is ``CLICKHOUSE_USER`` itself (DDL and repairs)."""
+        if role == ADMIN:
+            return self
+        if role not in ROLE_USERS:
+            raise ValueError(f"no ClickHouse role {role!r}: one of admin, {', '.join(ROLE_USERS)}")
+        password = getattr(self, f"{role}_password")
+        if not password:
+            raise ValueError(f"{password_var(role)} is not set: the {role} component logs in as its own user")
+        return self.replaced(username=role, password=password)
 
     def replaced(self, **changes: Any) -> ClickHouseResource:
         """These settings with ``changes`` (another node, another user)."""

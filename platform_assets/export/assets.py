@@ -11,6 +11,7 @@ from dagster import (
     asset,
 )
 
+from platform_assets.core.access import EXPORT
 from platform_assets.core.automation import SERVER_RETRY
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.core.resources import ClickHouseResource, ObjectStoreResource
@@ -56,7 +57,7 @@ def build_export_asset(table: ExportTable) -> AssetsDefinition:
         day = date.fromisoformat(context.partition_key)
         target = export.make_target(s3)
         prefix = export.day_prefix(table, day)
-        with clickhouse.client(context) as client:
+        with clickhouse.as_role(EXPORT).client(context) as client:
             result = export_day(client, target, table, day, prefix, export.rows_per_object)
         m = result.manifest
         context.log.info(f"{m.table} {m.day}: {m.rows} rows in {len(m.objects)} object(s) at {m.location}")

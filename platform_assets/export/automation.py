@@ -36,6 +36,7 @@ from dagster import (
     sensor,
 )
 
+from platform_assets.core.access import EXPORT
 from platform_assets.core.automation import automation_status, day_closed_at, latest_materialization
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.core.resources import ClickHouseResource, ObjectStoreResource
@@ -153,7 +154,7 @@ def build_ttl_check(table: ExportTable) -> AssetChecksDefinition:
         export: ExportResource,
     ) -> AssetCheckResult:
         today = datetime.now(UTC).date()
-        with clickhouse.client(context) as client:
+        with clickhouse.as_role(EXPORT).client(context) as client:
             ttl, at_risk = days_near_ttl(client, table, today)
         target = export.make_target(s3)
         missing = [d for d in at_risk if not has_manifest(target, export.day_prefix(table, d))]

@@ -14,6 +14,7 @@ from dagster import (
     asset_check,
 )
 
+from platform_assets.core.access import EXPORT
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.core.resources import ClickHouseResource, ObjectStoreResource
 from platform_assets.export.assets import RETRY
@@ -50,7 +51,7 @@ def _build_export_check(table: ExportTable) -> AssetChecksDefinition:
         day = date.fromisoformat(context.partition_key)
         target = export.make_target(s3)
         prefix = export.day_prefix(table, day)
-        with clickhouse.client(context) as client:
+        with clickhouse.as_role(EXPORT).client(context) as client:
             verdict = verify_day(client, target, prefix)
         m = verdict.manifest
         return AssetCheckResult(

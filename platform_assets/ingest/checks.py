@@ -8,6 +8,7 @@ from dagster import (
     asset_check,
 )
 
+from platform_assets.core.access import MONITOR
 from platform_assets.core.keys import DEAD_LETTER_KEY, SCHEMA_KEY, raw_key
 from platform_assets.core.resources import ClickHouseResource, KafkaResource
 from platform_assets.ingest.lag import evaluate
@@ -58,7 +59,7 @@ def new_dead_letters(
     """A warning for any dead letter in the window, an error past the configured rate of the
     messages that arrived in the same window."""
     window = ingest.dead_letter_window_minutes
-    with clickhouse.client(context) as client:
+    with clickhouse.as_role(MONITOR).client(context) as client:
         dead, sample, topics = client.query(
             "SELECT count(), any(error), groupUniqArray(topic) FROM dead_letter.kafka_messages "
             f"WHERE landed_at > now64(3) - INTERVAL {window} MINUTE"

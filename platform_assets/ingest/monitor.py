@@ -11,6 +11,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from platform_assets.core.access import MONITOR
 from platform_assets.core.resources import ClickHouseResource, KafkaResource
 from platform_assets.core.sql import load
 from platform_assets.ingest.lag import PartitionLag, TopicLag
@@ -67,7 +68,7 @@ def committed_offsets(consumer: Consumer, tps: list[TopicPartition]) -> list[Top
 def clickhouse_consumers(clickhouse: ClickHouseResource, context: Any = None) -> dict[str, dict[str, Any]]:
     """Per Kafka-engine table in ``kafka_queue``: last exception, last poll, rebalances, and the
     partitions its consumers hold."""
-    with clickhouse.client(context) as client:
+    with clickhouse.as_role(MONITOR).client(context) as client:
         rows = client.query(
             "SELECT table, max(last_poll_time), max(last_commit_time), sum(num_messages_read), "
             "sum(num_rebalance_revocations), argMax(exceptions.text, last_poll_time), "
@@ -130,7 +131,7 @@ def record_lag(clickhouse: ClickHouseResource, lags: list[TopicLag], observed_at
     rows = lag_rows(lags, observed_at)
     if rows:
         text = "\n".join(json.dumps(r) for r in rows)
-        with clickhouse.client(context) as client:
+        with clickhouse.as_role(MONITOR).client(context) as client:
             client.command(load(__file__, "record_consumer_lag.sql"), parameters={"rows": text})
     return len(rows)
 
@@ -163,7 +164,7 @@ def group_members(kafka: KafkaResource, topic: str) -> dict[str, Any]:
 def consumer_rows(clickhouse: ClickHouseResource, table: str, context: Any = None) -> list[dict[str, Any]]:
     """``system.kafka_consumers`` as it stands for one Kafka table of ``kafka_queue``: per consumer
     its member id, partitions, last poll, rebalances and last exception."""
-    with clickhouse.client(context) as client:
+    with clickhouse.as_role(MONITOR).client(context) as client:
         result = client.query(
             "SELECT consumer_id, assignments.partition_id, last_poll_time, last_rebalance_time, "
             "num_rebalance_assignments, num_rebalance_revocations, num_messages_read, is_currently_used, "

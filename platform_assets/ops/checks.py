@@ -4,6 +4,7 @@ from pathlib import Path
 
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
+from platform_assets.core.access import MONITOR
 from platform_assets.core.keys import SCHEMA_KEY
 from platform_assets.core.resources import ClickHouseResource
 from platform_assets.core.sql import SqlError
@@ -14,7 +15,7 @@ from platform_assets.ops.ddl import discover, plan
 @asset_check(asset=SCHEMA_KEY, description="Every DDL file is applied and unchanged since.")
 def clickhouse_schema_in_sync(context, config: SchemaConfig, clickhouse: ClickHouseResource) -> AssetCheckResult:
     files = discover(Path(config.ddl_dir))
-    with clickhouse.client(context) as client:
+    with clickhouse.as_role(MONITOR).client(context) as client:
         applied = applied_checksums(client)
     try:
         todo = plan(files, applied)

@@ -32,6 +32,8 @@ Rules (one per statement shape; our DDL is ours, so any other shape raises inste
 - ``ALTER TABLE db.t ADD COLUMN | MODIFY COLUMN ...``: on ``db.t_local`` and on ``db.t``, both
   ``ON CLUSTER`` (the Distributed table's columns are what reads see). ``ADD INDEX``,
   ``MATERIALIZE INDEX``, ``MODIFY TTL`` and the like: on ``db.t_local`` only.
+- ``ALTER TABLE db.v MODIFY DEFINER = u SQL SECURITY DEFINER`` (a view's definer,
+  clickhouse_ddl/013): ``ON CLUSTER``, on the view itself (views have no ``_local`` twin).
 - ``CREATE VIEW``: ``ON CLUSTER``, the query unchanged: it reads the Distributed tables.
 - ``DROP TABLE db.t``: ``ON CLUSTER``, and its ``db.t_local`` twin outside ``kafka_queue``;
   ``DROP VIEW`` / ``DROP DATABASE``: ``ON CLUSTER``.
@@ -90,6 +92,9 @@ CREATE_DATABASE = re.compile(r"^(CREATE DATABASE (?:IF NOT EXISTS )?\w+)(.*)$", 
 CREATE_TABLE = re.compile(rf"^CREATE TABLE (IF NOT EXISTS )?{NAME}\s*(?=\()", re.S | re.I)
 CREATE_MV = re.compile(rf"^CREATE MATERIALIZED VIEW (IF NOT EXISTS )?{NAME}(\s+TO\s+){NAME}", re.S | re.I)
 CREATE_VIEW = re.compile(rf"^(CREATE VIEW (?:IF NOT EXISTS )?{NAME})(\s+AS\b.*)$", re.S | re.I)
+VIEW_SECURITY = re.compile(
+    rf"^ALTER TABLE ({NAME})(\s+MODIFY\s+(?:DEFINER\s*=\s*\w+\s+)?SQL SECURITY\s+\w+\s*)$", re.S | re.I
+)
 ALTER_TABLE = re.compile(rf"^ALTER TABLE {NAME}\s+(.*)$", re.S | re.I)
 DROP = re.compile(rf"^DROP (TABLE|VIEW) (IF EXISTS )?{NAME}(.*)$", re.S | re.I)
 DROP_DATABASE = re.compile(r"^(DROP DATABASE (?:IF EXISTS )?\w+)(.*)$", re.S | re.I)
@@ -292,6 +297,8 @@ def _rewrite(text: str, form: Form, source: str) -> list[str]:
         return _materialized_view(text, match, form, source)
     if match := CREATE_VIEW.match(text):
         return [match.group(1) + form.on + match.group(4)]
+    if match := VIEW_SECURITY.match(text):
+        return [f"ALTER TABLE {match.group(1)}{form.on}{match.group(4)}"]
     if match := ALTER_TABLE.match(text):
         return _alter(text, match, form, source)
     if match := DROP.match(text):

@@ -13,6 +13,7 @@ from dagster import (
     asset,
 )
 
+from platform_assets.core.access import EXPORT
 from platform_assets.core.automation import SERVER_RETRY
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.core.resources import ClickHouseResource
@@ -44,7 +45,7 @@ def daily_report(context: AssetExecutionContext, clickhouse: ClickHouseResource)
     day. A day without data gets a page that says so, and the materialization still succeeds.
     """
     day = date.fromisoformat(context.partition_key)
-    with clickhouse.client(context) as client:
+    with clickhouse.as_role(EXPORT).client(context) as client:
         report = write_report(client, day)
     context.log.info(f"report for {day}: {report.path} ({len(report.charts)} charts, has_data={report.has_data})")
     kpis = {f"kpi/{name}": value for name, value in report.kpis.items() if value is not None}

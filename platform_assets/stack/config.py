@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from platform_assets.core.access import COMPONENTS, TENANTS_VAR, Tenant, parse_tenants
 from platform_assets.core.paths import state_dir
 
 # Ports sit above the well-known ones so the stack does not collide with real servers.
@@ -48,6 +49,9 @@ class Credentials:
     grafana_clickhouse_user: str
     grafana_clickhouse_password: str
     clickhouse_cluster_secret: str
+    # One per component user of platform_assets/core/access.py, and one per tenant reader.
+    clickhouse_role_passwords: dict[str, str]
+    tenant_passwords: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,19 @@ class StackConfig:
     ports: dict[str, int]
     # 1: one ClickHouse server; 2: two, as the two shards of SHARDED_CLUSTER (docs/scaling.md).
     shards: int = 1
+    # PLATFORM_TENANTS as the stack was started with: the tenants' reader users (core/access.py).
+    tenants_json: str = ""
 
     def __post_init__(self) -> None:
         if self.shards not in (1, 2):
             raise StackError(f"{SHARDS_ENV}={self.shards}: the embedded stack runs 1 or 2 ClickHouse shards")
+        self.tenants()  # a bad setting fails here, naming the entry
+
+    def tenants(self) -> list[Tenant]:
+        try:
+            return parse_tenants(self.tenants_json)
+        except ValueError as exc:
+            raise StackError(str(exc)) from None
 
     @classmethod
     def from_env(cls, root: str | Path | None = None) -> StackConfig:
@@ -79,7 +92,8 @@ class StackConfig:
         shards = os.environ.get(SHARDS_ENV, "1").strip() or "1"
         if not shards.isdigit():
             raise StackError(f"{SHARDS_ENV}={shards!r} is not 1 or 2")
-        return cls(root=base.resolve(), ports=ports, shards=int(shards))
+        tenants = os.environ.get(TENANTS_VAR, "")
+        return cls(root=base.resolve(), ports=ports, shards=int(shards), tenants_json=tenants)
 
     def save_ports(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -113,6 +127,14 @@ class StackConfig:
             "clickhouse_cluster_secret": secrets.token_urlsafe(18),  # shards of a two-shard stack
         }
         creds = {**defaults, **saved}
+        # Passwords of users added by a newer version or a new tenant: generated, then kept.
+        roles = dict(creds.get("clickhouse_role_passwords") or {})
+        for c in COMPONENTS:
+            roles.setdefault(c.user, secrets.token_urlsafe(18))
+        tenants = dict(creds.get("tenant_passwords") or {})
+        for t in self.tenants():
+            tenants.setdefault(t.name, secrets.token_urlsafe(18))
+        creds["clickhouse_role_passwords"], creds["tenant_passwords"] = roles, tenants
         if creds != saved:
             self.root.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(creds, indent=2))

@@ -25,10 +25,11 @@ def free_ports() -> dict[str, int]:
 
 
 @contextmanager
-def scratch_stack(prefix: str, shards: int = 1) -> Iterator[Stack]:
-    """A stack in a new temp dir on free ports (``shards`` ClickHouse servers); stopped and
-    deleted on exit."""
-    stack = Stack(StackConfig(root=new_stack_dir(prefix), ports=free_ports(), shards=shards))
+def scratch_stack(prefix: str, shards: int = 1, tenants: str = "") -> Iterator[Stack]:
+    """A stack in a new temp dir on free ports (``shards`` ClickHouse servers, ``tenants`` as
+    PLATFORM_TENANTS); stopped and deleted on exit."""
+    config = StackConfig(root=new_stack_dir(prefix), ports=free_ports(), shards=shards, tenants_json=tenants)
+    stack = Stack(config)
     try:
         yield stack
     finally:

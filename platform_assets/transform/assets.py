@@ -30,6 +30,7 @@ from dagster import (
 )
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from platform_assets.core.access import MONITOR
 from platform_assets.core.automation import SERVER_RETRY
 from platform_assets.core.partitions import daily_partitions
 from platform_assets.core.resources import ClickHouseResource
@@ -107,7 +108,7 @@ def cost_observations(
         return
     try:
         invocation_id = run_results["metadata"]["invocation_id"]
-        with clickhouse.client(context) as client:
+        with clickhouse.as_role(MONITOR).client(context) as client:
             costs = model_costs(client, invocation_id)
     except Exception as exc:  # noqa: BLE001 - cost is extra information, never a reason to fail
         context.log.warning(f"could not read model costs from system.query_log: {exc}")

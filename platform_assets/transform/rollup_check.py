@@ -19,6 +19,7 @@ from dagster import (
     asset_check,
 )
 
+from platform_assets.core.access import MONITOR
 from platform_assets.core.resources import ClickHouseResource
 from platform_assets.core.sql import load
 
@@ -63,7 +64,7 @@ def describe(row: dict[str, Any]) -> str:
     "differences only where raw holds duplicate (Kafka redelivery) or late rows, which it names.",
 )
 def rollup_matches_mart(context: AssetCheckExecutionContext, clickhouse: ClickHouseResource) -> AssetCheckResult:
-    with clickhouse.client(context) as client:
+    with clickhouse.as_role(MONITOR).client(context) as client:
         info, rows = compare(client)
     unexplained = [r for r in rows if not explained(r)]
     duplicates = sum(int(r["duplicate_rows"] or 0) for r in rows)

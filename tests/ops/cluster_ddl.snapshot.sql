@@ -1681,3 +1681,87 @@ AS SELECT
     sum(unreported_output_tokens) AS unreported_output_tokens
 FROM rollups.llm_calls_1m_local
 GROUP BY hour, workspace_id, service, agent_name, model;
+
+-- 013_views_run_as_ingest.sql, statement 1
+ALTER TABLE kafka_queue.agent_events_to_raw ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 2
+ALTER TABLE kafka_queue.product_events_to_raw ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 3
+ALTER TABLE kafka_queue.agent_events_dead_letters ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 4
+ALTER TABLE kafka_queue.product_events_dead_letters ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 5
+ALTER TABLE kafka_queue.otlp_spans_to_raw ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 6
+ALTER TABLE kafka_queue.otlp_spans_dead_letters ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 7
+ALTER TABLE kafka_queue.otlp_logs_to_raw ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 8
+ALTER TABLE kafka_queue.otlp_logs_dead_letters ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 9
+ALTER TABLE kafka_queue.otlp_metrics_to_gauge ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 10
+ALTER TABLE kafka_queue.otlp_metrics_to_sum ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 11
+ALTER TABLE kafka_queue.otlp_metrics_to_histogram ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 12
+ALTER TABLE kafka_queue.otlp_metrics_to_exponential_histogram ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 13
+ALTER TABLE kafka_queue.otlp_metrics_to_summary ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 14
+ALTER TABLE kafka_queue.otlp_metrics_dead_letters ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 15
+ALTER TABLE kafka_queue.otlp_metrics_unknown_types ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 16
+ALTER TABLE rollups.llm_calls_1m_mv ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 17
+ALTER TABLE rollups.spans_1m_mv ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 18
+ALTER TABLE rollups.agent_events_1m_mv ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 19
+ALTER TABLE rollups.product_events_1m_mv ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 20
+ALTER TABLE rollups.logs_1m_mv ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 21
+ALTER TABLE rollups.metric_gauge_points_1m_mv ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 22
+ALTER TABLE rollups.metric_sum_points_1m_mv ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 23
+ALTER TABLE rollups.metric_histogram_points_1m_mv ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 24
+ALTER TABLE rollups.metric_exponential_histogram_points_1m_mv ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 25
+ALTER TABLE rollups.metric_summary_points_1m_mv ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 26
+ALTER TABLE kafka_queue.collector_stats_to_ops ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 27
+ALTER TABLE kafka_queue.collector_stats_dead_letters ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;
+
+-- 013_views_run_as_ingest.sql, statement 28
+ALTER TABLE rollups.llm_calls_1h_mv ON CLUSTER 'platform' MODIFY DEFINER = ingest SQL SECURITY DEFINER;

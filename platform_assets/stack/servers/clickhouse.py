@@ -8,6 +8,15 @@ import sys
 
 import requests
 
+from platform_assets.core.access import ROLE_USERS, TENANTS_VAR, password_var
+from platform_assets.stack.access import (
+    components_profiles,
+    components_users,
+    hashed,
+    tenants_profiles,
+    tenants_quotas,
+    tenants_users,
+)
 from platform_assets.stack.config import SHARDED_CLUSTER, StackConfig, StackError
 from platform_assets.stack.process import require_free_ports, spawn, wait_exit
 from platform_assets.stack.servers.base import HTTP_TIMEOUT, TEMPLATES, Health, Server
@@ -18,6 +27,9 @@ SHARDED_PROFILE = (
     "      <!-- Two shards: this build never delivers background Distributed inserts (ARCHITECTURE.md). -->\n"
     "      <distributed_foreground_insert>1</distributed_foreground_insert>"
 )
+
+
+LOCALHOST = "<ip>127.0.0.1</ip><ip>::1</ip>"
 
 
 class ClickHouseServer(Server):
@@ -46,6 +58,8 @@ class ClickHouseServer(Server):
 
     def _users_text(self) -> str:
         c = self.creds
+        tenants = self.cfg.tenants()
+        tenant_passwords = {t.user: c.tenant_passwords[t.name] for t in tenants}
         return (
             (TEMPLATES / "clickhouse-users.xml")
             .read_text()
@@ -55,6 +69,11 @@ class ClickHouseServer(Server):
                 admin_password_sha256=hashlib.sha256(c.clickhouse_password.encode()).hexdigest(),
                 grafana_user=c.grafana_clickhouse_user,
                 grafana_password_sha256=hashlib.sha256(c.grafana_clickhouse_password.encode()).hexdigest(),
+                component_profiles=components_profiles(),
+                component_users=components_users(hashed(c.clickhouse_role_passwords), LOCALHOST),
+                tenant_profiles=tenants_profiles(tenants),
+                tenant_quotas=tenants_quotas(tenants),
+                tenant_users=tenants_users(tenants, hashed(tenant_passwords), LOCALHOST),
             )
         )
 
@@ -145,6 +164,10 @@ class ClickHouseServer(Server):
             "CLICKHOUSE_PASSWORD": self.creds.clickhouse_password,
             "GRAFANA_CLICKHOUSE_USER": self.creds.grafana_clickhouse_user,
             "GRAFANA_CLICKHOUSE_PASSWORD": self.creds.grafana_clickhouse_password,
+            # The component users (ingest, the views' definer, never logs in) and the tenants.
+            **{password_var(u): self.creds.clickhouse_role_passwords[u] for u in ROLE_USERS},
+            **({TENANTS_VAR: self.cfg.tenants_json} if self.cfg.tenants() else {}),
+            **{t.password_var: self.creds.tenant_passwords[t.name] for t in self.cfg.tenants()},
         }
 
 
