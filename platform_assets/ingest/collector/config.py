@@ -86,6 +86,16 @@ def parse_stats_interval(raw: str) -> float:
     return value
 
 
+def parse_tls_file(var: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        path = raw.strip()
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            raise CollectorSettingError(f"{var}={raw!r}: no readable PEM file there")
+        return path
+
+    return parse
+
+
 @dataclass
 class CollectorConfig:
     # field -> variable, checked in this order; required ones are parsed even when unset (their
@@ -115,6 +125,22 @@ class CollectorConfig:
         CollectorSetting(
             "stats_interval_s", "COLLECTOR_STATS_INTERVAL_S", required=False, secret=False, parser=parse_stats_interval
         ),
+        # TLS on both ports (HTTPS and gRPC over TLS): the server's certificate chain and key, PEM;
+        # both set or neither (plain HTTP and h2c, e.g. behind a TLS-terminating load balancer).
+        CollectorSetting(
+            "tls_cert_file",
+            "COLLECTOR_TLS_CERT_FILE",
+            required=False,
+            secret=False,
+            parser=parse_tls_file("COLLECTOR_TLS_CERT_FILE"),
+        ),
+        CollectorSetting(
+            "tls_key_file",
+            "COLLECTOR_TLS_KEY_FILE",
+            required=False,
+            secret=False,
+            parser=parse_tls_file("COLLECTOR_TLS_KEY_FILE"),
+        ),
     )
 
     bootstrap_servers: str
@@ -142,6 +168,18 @@ class CollectorConfig:
     # A worker reports its counters' increases every this many seconds (0: never): one small
     # Kafka message per worker per interval, what the health dashboard's collector panel reads.
     stats_interval_s: float = 10.0
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise CollectorSettingError(
+                "COLLECTOR_TLS_CERT_FILE and COLLECTOR_TLS_KEY_FILE: set both (TLS on) or neither (plain)"
+            )
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CollectorConfig:

@@ -76,7 +76,13 @@ async def start(collector: Collector, host: str, port: int) -> tuple[grpc.aio.Se
         ]
     )
     server.add_generic_rpc_handlers(handlers(collector))
-    bound = server.add_insecure_port(f"{host}:{port}")
+    cfg = collector.cfg
+    if cfg.tls:
+        with open(cfg.tls_key_file, "rb") as key, open(cfg.tls_cert_file, "rb") as cert:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        bound = server.add_secure_port(f"{host}:{port}", credentials)
+    else:
+        bound = server.add_insecure_port(f"{host}:{port}")
     if not bound:
         raise OSError(f"cannot listen for OTLP/gRPC on {host}:{port}")
     await server.start()

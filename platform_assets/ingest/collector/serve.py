@@ -90,6 +90,9 @@ async def serve(
             # and got a reset. Longer than any client backoff and than load balancers' 60 s idle.
             timeout_keep_alive=KEEP_ALIVE_S,
             log_level="warning",
+            # HTTPS when the certificate is set (COLLECTOR_TLS_*): uvicorn wraps the socket.
+            ssl_certfile=cfg.tls_cert_file or None,
+            ssl_keyfile=cfg.tls_key_file or None,
         )
     )
     grpc, grpc_bound = await grpc_server.start(collector, host, grpc_port)
@@ -243,7 +246,7 @@ class CollectorThread:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{'https' if self.cfg.tls else 'http'}://127.0.0.1:{self.http_port}"
 
     @property
     def grpc_endpoint(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from platform_assets.stack import tls
 from platform_assets.stack.config import StackConfig, StackError
 from platform_assets.stack.servers.base import HTTP_TIMEOUT, TEMPLATES, Health, Server
 from platform_assets.stack.servers.clickhouse import ClickHouseServer, SecondShardServer
@@ -73,4 +74,7 @@ class Stack:
         }
         for server in self.servers.values():
             env.update(server.env())
+        # The stack's CA and localhost certificate (stack/tls.py): set COLLECTOR_TLS_CERT_FILE and
+        # COLLECTOR_TLS_KEY_FILE to these to serve the collector over TLS.
+        env.update(tls.ensure(self.cfg.root / "tls").env())
         return env
