@@ -31,6 +31,9 @@ MONITOR = "monitor"
 LOCAL_SUFFIX = "_local"  # the shard-local twin of a table on a cluster (ops/cluster.py)
 
 
+DBT_ENGINES = ("MergeTree", "ReplacingMergeTree", "ReplicatedMergeTree", "Distributed", "Memory")
+
+
 @dataclass(frozen=True)
 class Component:
     user: str
@@ -63,6 +66,9 @@ COMPONENTS: tuple[Component, ...] = (
             "SELECT ON rollups.*",
             "ALL ON staging.*",
             "ALL ON marts.*",
+            # The engines dbt-clickhouse creates tables with (its default MergeTree, the cluster's
+            # Distributed over ReplicatedMergeTree); no engine that reaches outside the server.
+            *(f"TABLE ENGINE ON {engine}" for engine in DBT_ENGINES),
             "CREATE TEMPORARY TABLE ON *.*",
             "REMOTE ON *.*",  # cluster(): dbt-clickhouse reads shards' system tables on a cluster
             "SELECT ON system.*",
@@ -95,6 +101,7 @@ COMPONENTS: tuple[Component, ...] = (
             "SELECT ON marts.*",
             "SELECT ON rollups.*",
             "SELECT, INSERT ON ops.*",
+            "CREATE TEMPORARY TABLE ON *.*",  # the format() table function the lag rows go through
             "REMOTE ON *.*",  # clusterAllReplicas() over system tables on a cluster
         ),
         profile="monitor",

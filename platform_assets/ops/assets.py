@@ -8,6 +8,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from platform_assets.core.automation import SERVER_RETRY, final
+from platform_assets.core.kafka_tables import kafka_tables, reattach
 from platform_assets.core.keys import SCHEMA_KEY, TOPICS_KEY
 from platform_assets.core.resources import ClickHouseResource, KafkaResource
 from platform_assets.ops.cluster import expand
@@ -165,6 +166,7 @@ def clickhouse_schema(
             consuming = len(nodes) if len(nodes) > 1 else cluster_size(client, cluster)
             todo, kafka_settings = migrate_node(context, client, kafka, files, cluster, replicated, consuming)
             databases = [r[0] for r in client.query("SELECT name FROM system.databases ORDER BY name").result_rows]
+            reattached = reattach_after(context, client, todo, cluster if replicated else "")
         applied[f"{node.host}:{node.http_port}"] = [f.name for f in todo.to_apply]
     return MaterializeResult(
         metadata={
@@ -178,11 +180,27 @@ def clickhouse_schema(
             "kafka_consumers_applied": MetadataValue.json(
                 {k.removeprefix("kafka_consumers_"): int(v) for k, v in kafka_settings.items()}
             ),
+            # Kafka tables re-attached after this run's DDL, so their consumers feed every view now there
+            "kafka_tables_reattached": MetadataValue.json(reattached),
             # CLICKHOUSE_CLUSTER: the DDL ran ON CLUSTER, or node by node (absent on one server)
             **({"cluster": cluster} if cluster else {}),
             **({"applied_per_node": MetadataValue.json(applied)} if len(nodes) > 1 else {}),
         }
     )
+
+
+def reattach_after(context: AssetExecutionContext, client, todo: Plan, cluster: str) -> list[str]:
+    """After DDL was applied, every Kafka table re-attached: a Kafka table's consumers push only
+    into the views that existed when they started (core/kafka_tables.py), so a view added on the
+    raw tables (a rollup) would get nothing from Kafka until the next restart."""
+    if not todo.to_apply:
+        return []
+    tables = kafka_tables(client)
+    for table in tables:
+        reattach(client, table, cluster)
+    if tables:
+        context.log.info(f"re-attached {len(tables)} Kafka tables so their consumers feed the views now defined")
+    return tables
 
 
 def migrate_node(

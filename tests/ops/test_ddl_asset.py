@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 from dagster import DagsterInstance, Failure, materialize
@@ -114,3 +118,49 @@ def test_synthetic_raw_column_lists_name_real_columns_in_table_order(resources, 
             missing = [c for c in columns if c not in real]
             assert not missing, f"{table}: {missing} are not columns of the table"
             assert sorted(columns, key=real.index) == columns, f"{table}: list out of the table's column order"
+
+
+def test_a_view_added_on_a_raw_table_gets_what_kafka_delivers(resources, clickhouse, kafka, tmp_path):
+    """A Kafka table's consumers feed only the views that existed when they started: a view
+    created later on a table they fill got nothing from Kafka (0 of 20 events before the fix).
+    The schema asset re-attaches the Kafka tables after applying DDL (core/kafka_tables.py)."""
+    assert run(resources, DDL_DIR).success
+    ddl = tmp_path / "ddl"
+    shutil.copytree(DDL_DIR, ddl)
+    (ddl / "900_probe_view.sql").write_text(
+        "CREATE TABLE IF NOT EXISTS raw.zz_probe_counts (workspace_id String, n UInt64) "
+        "ENGINE = SummingMergeTree ORDER BY workspace_id;\n"
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS raw.zz_probe_mv TO raw.zz_probe_counts AS "
+        "SELECT workspace_id, count() AS n FROM raw.product_events GROUP BY workspace_id;\n"
+    )
+    try:
+        meta = metadata(run(resources, ddl))
+        assert meta["applied_now"] == ["900_probe_view.sql"]
+        assert "product_events" in meta["kafka_tables_reattached"]
+        workspace = f"ws_probe_{uuid.uuid4().hex[:8]}"
+        producer = kafka.producer()  # default batching, as the collector
+        for _ in range(20):
+            row = {
+                "event_id": str(uuid.uuid4()),
+                "event_type": "probe",
+                "occurred_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "workspace_id": workspace,
+            }
+            producer.produce("product_events", value=json.dumps(row).encode())
+        assert producer.flush(30) == 0
+        sql = "SELECT sum(n) FROM raw.zz_probe_counts WHERE workspace_id = {w:String}"
+        deadline = time.monotonic() + 60
+        with clickhouse.client() as ch:
+            counted = ch.query(sql, parameters={"w": workspace}).result_rows[0][0]
+            while counted < 20 and time.monotonic() < deadline:
+                time.sleep(0.3)
+                counted = ch.query(sql, parameters={"w": workspace}).result_rows[0][0]
+            raw = ch.query(
+                "SELECT uniqExact(event_id) FROM raw.product_events WHERE workspace_id = {w:String}",
+                parameters={"w": workspace},
+            ).result_rows[0][0]
+        assert raw == 20 and counted >= 20, (raw, counted)
+    finally:
+        with clickhouse.client() as ch:
+            ch.command("DROP VIEW IF EXISTS raw.zz_probe_mv SYNC")
+            ch.command("DROP TABLE IF EXISTS raw.zz_probe_counts SYNC")
