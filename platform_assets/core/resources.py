@@ -25,6 +25,7 @@ from pydantic import Field
 
 from platform_assets.core.access import ADMIN, ROLE_USERS, password_var
 from platform_assets.core.settings import Setting, read, wired
+from platform_assets.core.tls import kafka_tls
 
 
 def query_tag(context: Any = None, **extra: str) -> str:
@@ -69,6 +70,9 @@ class ClickHouseResource(ConfigurableResource):
         Setting("password", "CLICKHOUSE_PASSWORD"),
         Setting("cluster", "CLICKHOUSE_CLUSTER", required=False, secret=False),
         Setting("cluster_nodes", "CLICKHOUSE_CLUSTER_NODES", required=False, secret=False),
+        # TLS: HTTPS to http_port, the server's certificate checked against the CA (docs/security.md).
+        Setting("secure", "CLICKHOUSE_SECURE", bool, required=False, secret=False),
+        Setting("ca_cert", "CLICKHOUSE_CA_FILE", required=False, secret=False),
         # The components' own users (platform_assets/core/access.py), for ``as_role``.
         *(Setting(f"{user}_password", password_var(user)) for user in ROLE_USERS),
     )
@@ -91,7 +95,10 @@ class ClickHouseResource(ConfigurableResource):
     transform_password: str = Field(default="", description="password of the `transform` user (dbt)")
     export_password: str = Field(default="", description="password of the `export` user (exports, the report)")
     monitor_password: str = Field(default="", description="password of the `monitor` user (sensors, checks)")
-    secure: bool = False
+    secure: bool = Field(default=False, description="HTTPS to http_port (8443 on a stock server with TLS)")
+    ca_cert: str = Field(
+        default="", description="PEM file of the CA that signed the server's certificate; empty: the system's"
+    )
     connect_timeout: int = 10  # fail fast when the server is down
     send_receive_timeout: int = 600  # long INSERT ... SELECT and exports
 
@@ -102,6 +109,8 @@ class ClickHouseResource(ConfigurableResource):
             username=self.username,
             password=self.password,
             secure=self.secure,
+            verify=True,
+            ca_cert=self.ca_cert or None,
             connect_timeout=self.connect_timeout,
             send_receive_timeout=self.send_receive_timeout,
             settings={"log_comment": query_tag(context), **settings},
@@ -146,6 +155,9 @@ class ClickHouseResource(ConfigurableResource):
             client.close()
 
 
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
 class PostgresResource(ConfigurableResource):
     """The application's Postgres (the CDC source), through psycopg 3."""
 
@@ -155,6 +167,9 @@ class PostgresResource(ConfigurableResource):
         Setting("user", "POSTGRES_USER"),
         Setting("password", "POSTGRES_PASSWORD"),
         Setting("dbname", "POSTGRES_DB"),
+        # TLS: libpq's sslmode (verify-full checks the certificate and the host name) and the CA.
+        Setting("sslmode", "POSTGRES_SSLMODE", required=False, secret=False),
+        Setting("sslrootcert", "POSTGRES_SSLROOTCERT", required=False, secret=False),
     )
 
     host: str
@@ -162,7 +177,15 @@ class PostgresResource(ConfigurableResource):
     user: str
     password: str
     dbname: str
+    sslmode: str = Field(
+        default="prefer", description="libpq sslmode: disable, prefer, require, verify-ca, verify-full"
+    )
+    sslrootcert: str = Field(default="", description="PEM file of the CA for verify-ca / verify-full; empty: libpq's")
     connect_timeout: int = 5  # seconds; a stalled source must not hang a sensor tick
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.sslmode not in SSLMODES:
+            raise ValueError(f"POSTGRES_SSLMODE={self.sslmode!r}: one of {', '.join(SSLMODES)}")
 
     def conninfo(self) -> dict[str, Any]:
         return {
@@ -172,6 +195,8 @@ class PostgresResource(ConfigurableResource):
             "password": self.password,
             "dbname": self.dbname,
             "connect_timeout": self.connect_timeout,
+            "sslmode": self.sslmode,
+            **({"sslrootcert": self.sslrootcert} if self.sslrootcert else {}),
         }
 
     def connect(self, context: Any = None, autocommit: bool = False) -> psycopg.Connection:
@@ -186,9 +211,16 @@ class PostgresResource(ConfigurableResource):
 class KafkaResource(ConfigurableResource):
     """Kafka (or any wire-compatible broker) through confluent-kafka."""
 
-    SETTINGS: ClassVar[tuple[Setting, ...]] = (Setting("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),)
+    SETTINGS: ClassVar[tuple[Setting, ...]] = (
+        Setting("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
+        # TLS to the brokers: librdkafka's security.protocol (PLAINTEXT or SSL) and the CA.
+        Setting("security_protocol", "KAFKA_SECURITY_PROTOCOL", required=False, secret=False),
+        Setting("ssl_ca_location", "KAFKA_SSL_CA_FILE", required=False, secret=False),
+    )
 
     bootstrap_servers: str
+    security_protocol: str = Field(default="PLAINTEXT", description="PLAINTEXT or SSL (librdkafka security.protocol)")
+    ssl_ca_location: str = Field(default="", description="PEM file of the CA that signed the brokers' certificates")
     client_id: str = "platform-assets"
     request_timeout_ms: int = 10_000  # bounded waits on metadata and produce acks
 
@@ -197,6 +229,7 @@ class KafkaResource(ConfigurableResource):
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": self.client_id,
             "socket.timeout.ms": self.request_timeout_ms,
+            **kafka_tls(self.security_protocol, self.ssl_ca_location),
         }
 
     def producer(self, **overrides: Any) -> Producer:

@@ -20,15 +20,24 @@ class ConfigError(RuntimeError):
     """The environment is incomplete, holds a bad value or names an unknown deployment."""
 
 
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
+
+
 @dataclass(frozen=True)
 class Setting:
     field: str  # the resource's field
     var: str  # the environment variable
-    kind: type = str  # str or int
+    kind: type = str  # str, int or bool
     required: bool = True  # False: left at the field's default when the variable is unset or empty
     secret: bool = True  # True: reaches the resource as EnvVar (never stored in the run config)
 
     def parse(self, raw: str) -> Any:
+        if self.kind is bool:
+            value = raw.strip().lower()
+            if value not in TRUE | FALSE:
+                raise ConfigError(f"{self.var}={raw!r} is not a yes/no value (1/0, true/false)")
+            return value in TRUE
         if self.kind is int:
             if not raw.strip().lstrip("-").isdigit():
                 raise ConfigError(f"{self.var}={raw!r} is not a whole number")

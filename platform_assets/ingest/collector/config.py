@@ -86,6 +86,12 @@ def parse_stats_interval(raw: str) -> float:
     return value
 
 
+def parse_protocol(raw: str) -> str:
+    if raw.strip().upper() not in ("PLAINTEXT", "SSL"):
+        raise CollectorSettingError(f"KAFKA_SECURITY_PROTOCOL={raw!r}: PLAINTEXT or SSL")
+    return raw.strip().upper()
+
+
 def parse_tls_file(var: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         path = raw.strip()
@@ -124,6 +130,17 @@ class CollectorConfig:
         # Each worker's counter increases as one JSON row to topic collector_stats (ops.collector_stats).
         CollectorSetting(
             "stats_interval_s", "COLLECTOR_STATS_INTERVAL_S", required=False, secret=False, parser=parse_stats_interval
+        ),
+        # TLS to the brokers, as the Kafka resource: PLAINTEXT (default) or SSL, and the brokers' CA.
+        CollectorSetting(
+            "kafka_security_protocol", "KAFKA_SECURITY_PROTOCOL", required=False, secret=False, parser=parse_protocol
+        ),
+        CollectorSetting(
+            "kafka_ssl_ca_file",
+            "KAFKA_SSL_CA_FILE",
+            required=False,
+            secret=False,
+            parser=parse_tls_file("KAFKA_SSL_CA_FILE"),
         ),
         # TLS on both ports (HTTPS and gRPC over TLS): the server's certificate chain and key, PEM;
         # both set or neither (plain HTTP and h2c, e.g. behind a TLS-terminating load balancer).
@@ -170,6 +187,8 @@ class CollectorConfig:
     stats_interval_s: float = 10.0
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_ssl_ca_file: str = ""
 
     def __post_init__(self) -> None:
         if bool(self.tls_cert_file) != bool(self.tls_key_file):

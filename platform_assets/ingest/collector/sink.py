@@ -14,6 +14,7 @@ from typing import Protocol
 
 from confluent_kafka import KafkaException, Producer
 
+from platform_assets.core.tls import kafka_tls
 from platform_assets.ingest.collector.config import CollectorConfig
 
 Message = tuple[str, bytes | None, bytes]  # (topic, key, value)
@@ -60,6 +61,7 @@ class KafkaSink:
                 "message.timeout.ms": int(cfg.ack_timeout_s * 1000) + 20_000,
                 "socket.timeout.ms": 10_000,
                 "log_level": 3,
+                **kafka_tls(cfg.kafka_security_protocol, cfg.kafka_ssl_ca_file),  # TLS to the brokers
             }
         )
         self._stop = threading.Event()

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from platform_assets.stack import tls
 from platform_assets.stack.config import StackError
 from platform_assets.stack.process import pid_alive, tail
 from platform_assets.stack.servers.base import Health, Server
@@ -127,6 +128,18 @@ class PostgresServer(Server):
         with hba.open("a") as fh:
             fh.write("host replication all 127.0.0.1/32 scram-sha-256\n")
 
+    def _install_certificate(self) -> None:
+        """The stack's server certificate and key in the data directory, owned by the server's
+        user, the key 0600 (Postgres refuses a key others can read)."""
+        files = tls.ensure(self.cfg.root / "tls")
+        for source, name in ((files.cert, "server.crt"), (files.key, "server.key")):
+            target = self.data_dir / name
+            target.write_bytes(source.read_bytes())
+            target.chmod(0o600)
+            who = self._run_as()
+            if who:
+                os.chown(target, *who)  # inside the data directory, which only that user enters
+
     def _start(self) -> None:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
@@ -134,6 +147,7 @@ class PostgresServer(Server):
         log = self.log_file
         log.touch()
         self._chown(log)
+        self._install_certificate()
         result = self._pg(
             "pg_ctl",
             "-D",
@@ -141,7 +155,8 @@ class PostgresServer(Server):
             "-l",
             str(log),
             "-o",
-            f"-p {self.cfg.ports['postgres']}",
+            # TLS with the stack's certificate (stack/tls.py); clients choose with POSTGRES_SSLMODE.
+            f"-p {self.cfg.ports['postgres']} -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key",
             "-w",
             "-t",
             "60",
@@ -253,4 +268,7 @@ class PostgresServer(Server):
             "POSTGRES_PASSWORD": self.creds.postgres_password,
             "POSTGRES_DB": self.creds.postgres_db,
             "CDC_REPLICATION_PASSWORD": self.creds.cdc_replication_password,
+            # The platform's own connections go over TLS, the certificate and host name checked.
+            "POSTGRES_SSLMODE": "verify-full",
+            "POSTGRES_SSLROOTCERT": str(tls.ensure(self.cfg.root / "tls").ca),
         }
