@@ -114,6 +114,10 @@ def test_collector_settings_come_from_its_table():
         ("attributes_hash", "COLLECTOR_ATTRIBUTES_HASH", False),
         ("log_body_redact", "COLLECTOR_LOG_BODY_REDACT", False),
         ("stats_interval_s", "COLLECTOR_STATS_INTERVAL_S", False),
+        ("kafka_security_protocol", "KAFKA_SECURITY_PROTOCOL", False),
+        ("kafka_ssl_ca_file", "KAFKA_SSL_CA_FILE", False),
+        ("tls_cert_file", "COLLECTOR_TLS_CERT_FILE", False),
+        ("tls_key_file", "COLLECTOR_TLS_KEY_FILE", False),
     ]
     cfg = CollectorConfig.from_env(GOOD_ENV)
     assert cfg.bootstrap_servers == "127.0.0.1:9092"
@@ -130,6 +134,7 @@ def test_collector_settings_come_from_its_table():
         "ssn",
         "email",
     }
+    assert (cfg.kafka_security_protocol, cfg.tls) == ("PLAINTEXT", False)  # TLS only when set
     assert missing([CollectorConfig], GOOD_ENV) == []
     assert missing([CollectorConfig], {"USER_HASH_KEY": "x"}) == ["COLLECTOR_HMAC_KEYS", "KAFKA_BOOTSTRAP_SERVERS"]
 

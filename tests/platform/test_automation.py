@@ -246,6 +246,10 @@ class FakeInvocation:
 
 
 class FakeClickHouse:
+    def as_role(self, role):
+        assert role == "monitor"  # the costs come from system.query_log, read as the monitor user
+        return self
+
     def client(self, context):
         from contextlib import nullcontext
 
