@@ -92,12 +92,17 @@ class StackConfig:
         shards = os.environ.get(SHARDS_ENV, "1").strip() or "1"
         if not shards.isdigit():
             raise StackError(f"{SHARDS_ENV}={shards!r} is not 1 or 2")
-        tenants = os.environ.get(TENANTS_VAR, "")
+        # Tenants like ports: PLATFORM_TENANTS when set (empty: none), else what the stack last started with.
+        tenants = os.environ.get(TENANTS_VAR)
+        if tenants is None:
+            saved_tenants = base / "tenants.json"
+            tenants = saved_tenants.read_text() if saved_tenants.exists() else ""
         return cls(root=base.resolve(), ports=ports, shards=int(shards), tenants_json=tenants)
 
     def save_ports(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "ports.json").write_text(json.dumps(self.ports, indent=2))
+        (self.root / "tenants.json").write_text(self.tenants_json)
 
     def dir(self, name: str) -> Path:
         path = self.root / name

@@ -126,3 +126,13 @@ def test_as_role_logs_in_as_the_component_and_names_a_missing_password():
         ch.as_role("export")
     with pytest.raises(ValueError, match="no ClickHouse role 'ingest'"):
         ch.as_role("ingest")
+
+
+def test_the_stack_keeps_its_tenants_until_the_setting_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLATFORM_STACK_DIR", str(tmp_path))
+    monkeypatch.setenv("PLATFORM_TENANTS", '[{"name": "acme", "workspaces": ["ws_1"]}]')
+    StackConfig.from_env().save_ports()
+    monkeypatch.delenv("PLATFORM_TENANTS")
+    assert [t.user for t in StackConfig.from_env().tenants()] == ["tenant_acme"]
+    monkeypatch.setenv("PLATFORM_TENANTS", "")
+    assert StackConfig.from_env().tenants() == []
