@@ -93,6 +93,9 @@ COMPONENTS: tuple[Component, ...] = (
         "sensors and checks: reads system tables and every platform database, records lag rows",
         (
             "SELECT ON system.*",
+            # system.kafka_consumers shows only the consumers of tables the user may see; SHOW (not
+            # SELECT, which would consume) lets the lag sensor see which partitions each holds.
+            "SHOW TABLES ON kafka_queue.*",
             "SELECT ON platform_meta.*",
             "SELECT ON raw.*",
             "SELECT ON dead_letter.*",

@@ -121,6 +121,10 @@ def test_each_component_logs_in_as_itself_and_can_do_no_more(schema, clickhouse)
         assert "ACCESS_DENIED" in refused(who, "CREATE TABLE staging.not_allowed (x UInt8) ENGINE = Memory")
     assert "ACCESS_DENIED" in refused(export, "INSERT INTO ops.kafka_consumer_lag (topic) VALUES ('x')")
     assert "ACCESS_DENIED" in refused(transform, "SELECT count() FROM dead_letter.kafka_messages")
+    # The lag sensor reads which partitions each consumer holds: monitor sees the consumers.
+    with monitor.client() as ch:
+        consumers = ch.query("SELECT count() FROM system.kafka_consumers WHERE database = 'kafka_queue'")
+        assert consumers.result_rows[0][0] > 0
     name = f"staging.access_probe_{uuid.uuid4().hex[:8]}"
     with transform.client() as ch:
         ch.command(f"CREATE TABLE {name} (x UInt8) ENGINE = MergeTree ORDER BY x")
