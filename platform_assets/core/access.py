@@ -104,6 +104,7 @@ COMPONENTS: tuple[Component, ...] = (
             "SELECT ON marts.*",
             "SELECT ON rollups.*",
             "SELECT, INSERT ON ops.*",
+            "SYSTEM FLUSH LOGS ON *.*",  # dbt's cost observations read system.query_log right after a run
             "CREATE TEMPORARY TABLE ON *.*",  # the format() table function the lag rows go through
             "REMOTE ON *.*",  # clusterAllReplicas() over system tables on a cluster
         ),

@@ -166,8 +166,14 @@ def clickhouse_schema(
             consuming = len(nodes) if len(nodes) > 1 else cluster_size(client, cluster)
             todo, kafka_settings = migrate_node(context, client, kafka, files, cluster, replicated, consuming)
             databases = [r[0] for r in client.query("SELECT name FROM system.databases ORDER BY name").result_rows]
-            reattached = reattach_after(context, client, todo, cluster if replicated else "")
         applied[f"{node.host}:{node.http_port}"] = [f.name for f in todo.to_apply]
+    # Once every node has the schema: re-attached node after node, the consumer group rebalances
+    # over the nodes' final consumers.
+    reattached: list[str] = []
+    if any(applied.values()):
+        for node in nodes:
+            with node.client(context) as client:
+                reattached = reattach_all(context, client, cluster if replicated else "")
     return MaterializeResult(
         metadata={
             "applied_now": MetadataValue.json([f.name for f in todo.to_apply]),
@@ -189,12 +195,10 @@ def clickhouse_schema(
     )
 
 
-def reattach_after(context: AssetExecutionContext, client, todo: Plan, cluster: str) -> list[str]:
+def reattach_all(context: AssetExecutionContext, client, cluster: str) -> list[str]:
     """After DDL was applied, every Kafka table re-attached: a Kafka table's consumers push only
     into the views that existed when they started (core/kafka_tables.py), so a view added on the
     raw tables (a rollup) would get nothing from Kafka until the next restart."""
-    if not todo.to_apply:
-        return []
     tables = kafka_tables(client)
     for table in tables:
         reattach(client, table, cluster)
