@@ -28,7 +28,7 @@ INGEST = "ingest"
 TRANSFORM = "transform"
 EXPORT = "export"
 MONITOR = "monitor"
-LOCAL_SUFFIX = "_local"  # the shard-local twin of a table on a cluster (ops/cluster.py)
+LOCAL_SUFFIX = "_local"  # the shard-local twin of a table on a cluster (ops/cluster.py uses it too)
 
 
 DBT_ENGINES = ("MergeTree", "ReplacingMergeTree", "ReplicatedMergeTree", "Distributed", "Memory")
@@ -168,9 +168,7 @@ def parse_tenants(raw: str | None) -> list[Tenant]:
         raise ValueError(f"{TENANTS_VAR} is not JSON: {exc}") from None
     if not isinstance(data, list):
         raise ValueError(f'{TENANTS_VAR} must be a JSON list of {{"name": ..., "workspaces": [...]}}')
-    tenants: list[Tenant] = []
-    for i, entry in enumerate(data):
-        tenants.append(_tenant(i, entry))
+    tenants = [_tenant(i, entry) for i, entry in enumerate(data)]
     names = [t.name for t in tenants]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -50,9 +50,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from platform_assets.core.access import LOCAL_SUFFIX
 from platform_assets.ops.ddl import DdlError, render
 
-LOCAL_SUFFIX = "_local"
 # Kafka engine tables and the views from them: one of each per node, no local twin.
 PER_NODE_DATABASES = frozenset({"kafka_queue"})
 ZOOKEEPER_PATH = "/clickhouse/tables/{{shard}}/{db}/{table}"
