@@ -140,6 +140,23 @@ def cdc(stack: Stack):
 DbtRunner = Callable[..., subprocess.CompletedProcess]
 
 
+@pytest.fixture(scope="module")
+def schema(stack, clickhouse, kafka) -> None:
+    """The topics and the ClickHouse schema on the session stack, through their assets (a module
+    that needs more, e.g. seeded rows, defines its own ``schema``)."""
+    from dagster import DagsterInstance, materialize
+
+    from platform_assets.ingest.assets import kafka_topics
+    from platform_assets.ops.assets import clickhouse_schema
+
+    result = materialize(
+        [kafka_topics, clickhouse_schema],
+        resources={"clickhouse": clickhouse, "kafka": kafka},
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert result.success
+
+
 @pytest.fixture(scope="session")
 def dbt_cli(tmp_path_factory) -> Callable[[dict[str, str]], DbtRunner]:
     """``dbt_cli(env)``: a runner of the dbt CLI against the stack whose settings are ``env``,

@@ -16,9 +16,8 @@ import pytest
 import requests
 from clickhouse_connect.driver.exceptions import DatabaseError
 from confluent_kafka import KafkaException
-from dagster import AssetObservation, DagsterInstance, SensorResult, build_sensor_context, materialize
+from dagster import AssetObservation, DagsterInstance, SensorResult, build_sensor_context
 
-from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ingest.collector.app import Metrics
 from platform_assets.ingest.collector.config import CollectorConfig, CollectorSettingError
 from platform_assets.ingest.collector.serve import CollectorThread
@@ -27,7 +26,6 @@ from platform_assets.ingest.monitor import consumer_rows, group_members
 from platform_assets.ingest.resources import IngestResource
 from platform_assets.ingest.sensors import ingest_consumer_lag_sensor
 from platform_assets.ingest.topics import CONSUMED
-from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.publish.alerts_health import HEALTH_ALERTS
 from platform_assets.publish.dashboards import spec_by_uid
 from platform_assets.publish.macros import Expansion, TimeRange, expand
@@ -35,16 +33,6 @@ from platform_assets.publish.macros import Expansion, TimeRange, expand
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")  # rows past the raw tables' 90-day TTL are dropped
 KEYS = {"k1": b"0123456789abcdef0123"}
 HASH_KEY = b"hash-key-0123456789"
-
-
-@pytest.fixture(scope="module")
-def schema(stack, clickhouse, kafka):
-    result = materialize(
-        [kafka_topics, clickhouse_schema],
-        resources={"clickhouse": clickhouse, "kafka": kafka},
-        instance=DagsterInstance.ephemeral(),
-    )
-    assert result.success
 
 
 def wait_for(clickhouse, sql: str, expected: Any, timeout: float = 90.0, **parameters: Any) -> Any:

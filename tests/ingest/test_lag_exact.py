@@ -14,26 +14,13 @@ from datetime import UTC, datetime
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
-from dagster import DagsterInstance, materialize
 
-from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ingest.heal import restart_consumers
 from platform_assets.ingest.monitor import consumer_rows, group_members, read_lag
-from platform_assets.ops.assets import clickhouse_schema
 
 pytestmark = pytest.mark.integration
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")  # rows past the raw tables' 90-day TTL are dropped
-
-
-@pytest.fixture(scope="module")
-def schema(stack, clickhouse, kafka):
-    result = materialize(
-        [kafka_topics, clickhouse_schema],
-        resources={"clickhouse": clickhouse, "kafka": kafka},
-        instance=DagsterInstance.ephemeral(),
-    )
-    assert result.success
 
 
 def lag_of(kafka, clickhouse, topic):

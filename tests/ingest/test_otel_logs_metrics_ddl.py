@@ -14,7 +14,6 @@ import uuid
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, materialize
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from opentelemetry._logs import SeverityNumber
@@ -28,23 +27,11 @@ from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from platform_assets.ingest.assets import kafka_topics
-from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.ops.ddl import DDL_DIR, discover
 
 pytestmark = pytest.mark.integration
 
 IDS = frozenset({"traceId", "spanId", "parentSpanId"})
-
-
-@pytest.fixture(scope="module")
-def schema(stack, clickhouse, kafka):
-    result = materialize(
-        [kafka_topics, clickhouse_schema],
-        resources={"clickhouse": clickhouse, "kafka": kafka},
-        instance=DagsterInstance.ephemeral(),
-    )
-    assert result.success
 
 
 def otlp_json(request: Message) -> bytes:

@@ -17,29 +17,17 @@ from datetime import UTC, datetime
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, build_sensor_context
 
 from platform_assets.core.resources import ClickHouseResource
-from platform_assets.ingest.assets import kafka_topics
 from platform_assets.ingest.resources import IngestResource
 from platform_assets.ingest.sensors import ingest_consumer_lag_sensor
-from platform_assets.ops.assets import clickhouse_schema
 from platform_assets.ops.ddl import DDL_DIR
 
 pytestmark = pytest.mark.integration
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 WORKSPACES = {"tenant_ws_a": 12, "tenant_ws_b": 5, "tenant_ws_c": 7, "tenant_ws_other": 3}
-
-
-@pytest.fixture(scope="module")
-def schema(stack, clickhouse, kafka):
-    result = materialize(
-        [kafka_topics, clickhouse_schema],
-        resources={"clickhouse": clickhouse, "kafka": kafka},
-        instance=DagsterInstance.ephemeral(),
-    )
-    assert result.success
 
 
 def tenant(stack, name: str, clickhouse: ClickHouseResource) -> ClickHouseResource:
