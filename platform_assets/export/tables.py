@@ -39,7 +39,8 @@ RAW_TABLES = (
 )
 
 # Marts: every daily-partitioned mart, with the day column its dbt YAML names as the
-# partition key (mart_retention_weekly is a whole-table rebuild and is not exported per day).
+# partition key (the whole-table rebuilds mart_retention_weekly, mart_retention_l7_daily and
+# mart_feature_adoption_weekly have no day partition and are not exported per day).
 MART_TABLES = (
     ExportTable("marts", "fct_product_events", "event_date"),
     ExportTable("marts", "fct_sessions", "session_date"),
@@ -55,6 +56,15 @@ MART_TABLES = (
     ExportTable("marts", "mart_tool_reliability_hourly", "toDate(hour)"),
     ExportTable("marts", "mart_trace_errors_daily", "day"),
     ExportTable("marts", "mart_llm_cost_per_active_user_daily", "day"),
+    ExportTable("marts", "mart_session_length_daily", "day"),
+    ExportTable("marts", "mart_paths_daily", "day"),
+    ExportTable("marts", "mart_breakdown_daily", "day"),
+    ExportTable("marts", "mart_endpoint_latency_daily", "day"),
+    ExportTable("marts", "mart_agent_health_daily", "day"),
+    ExportTable("marts", "mart_agent_failures_daily", "day"),
+    ExportTable("marts", "mart_prompt_failures_daily", "day"),
+    ExportTable("marts", "mart_model_drift_daily", "day"),
+    ExportTable("marts", "mart_workspace_spend_daily", "day"),
 )
 
 EXPORT_TABLES = RAW_TABLES + MART_TABLES

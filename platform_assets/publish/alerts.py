@@ -83,6 +83,17 @@ ALERTS: tuple[AlertSpec, ...] = (
         "hour of the last 7 days.",
         lookback_s=8 * 86400,
     ),
+    AlertSpec(
+        uid="platform-spend-guardrail",
+        title="Workspace LLM spend today over its daily guardrail",
+        sql=alert_query("spend_guardrail"),
+        op="gt",
+        threshold=1,
+        for_="0s",  # spend only grows during the day: once over, it stays over until midnight
+        summary="LLM spend of {{ $labels.workspace_id }} since 00:00 UTC is {{ humanizePercentage $values.B.Value }} "
+        "of its daily guardrail (seed workspace_spend_guardrails).",
+        lookback_s=86400,
+    ),
     *HEALTH_ALERTS,
 )
 

@@ -17,14 +17,23 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
-from platform_assets.publish import panels_agents, panels_health, panels_otel, panels_product
+from platform_assets.publish import (
+    panels_agent_health,
+    panels_agents,
+    panels_health,
+    panels_insights,
+    panels_otel,
+    panels_product,
+)
 from platform_assets.publish.clickhouse_query import DATASOURCE_TYPE, DATASOURCE_UID, ClickHouseQuery, datasource_ref
 from platform_assets.publish.datasource import DATASOURCE_NAME
 from platform_assets.publish.panels import DashboardSpec, PanelSpec, TraceLink, VariableSpec
 
 DASHBOARDS: tuple[DashboardSpec, ...] = (
     panels_product.DASHBOARD,
+    panels_insights.DASHBOARD,
     panels_agents.DASHBOARD,
+    panels_agent_health.DASHBOARD,
     panels_health.DASHBOARD,
     panels_otel.DASHBOARD,
 )

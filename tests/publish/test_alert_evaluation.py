@@ -48,7 +48,8 @@ def collector(stack, clickhouse, kafka, dbt) -> Iterator[RunningCollector]:
         instance=DagsterInstance.ephemeral(),
     )
     assert result.success
-    dbt("seed", "--select", "model_prices")  # the cost rule prices tokens with it
+    # the cost rule prices tokens with model_prices; the spend rule reads the guardrails
+    dbt("seed", "--select", "model_prices", "workspace_spend_guardrails")
     cfg = CollectorConfig(bootstrap_servers=kafka.bootstrap_servers, hmac_keys={KEY_ID: SECRET},
                           hash_key=b"alert-harness-hash-key", ack_timeout_s=10.0)  # fmt: skip
     with RunningCollector(cfg) as running:
@@ -261,3 +262,45 @@ def test_dau_drop_over_20_percent_day_over_day(collector, ch) -> None:
     assert held.holds, held
     control, _ = wait_until("steady workspace", lambda: mine(spec, ch, "workspace_id", steady), near(1 - 45 / 50), 30)
     assert not control.holds, control
+
+
+def _llm_calls(ws: str, n: int, at: datetime, *, input_tokens: int, output_tokens: int) -> list[dict]:
+    """llm_call agent events as an SDK sends them: tokens and unit prices (the Kafka view costs them)."""
+    return [
+        {"event_id": str(uuid.uuid4()), "event_type": "llm_call", "occurred_at": at.isoformat().replace("+00:00", "Z"),
+         "workspace_id": ws, "session_id": f"s-{i}", "actor_id": f"user-{i}", "source": "sdk", "model": "gpt-4o-mini",
+         "provider": "openai", "input_tokens": input_tokens, "output_tokens": output_tokens, "latency_ms": 420.0,
+         "success": True, "unit_cost_input": 2e-6, "unit_cost_output": 8e-6}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_spend_guardrail_fires_for_the_workspace_over_its_own_limit(collector, ch) -> None:
+    """Today's llm_call spend against the seed's limit: a workspace with its own row ($0.50) over
+    it fires; one at the seed's default ('*' row) with the same spend does not."""
+    spec = RULES["platform-spend-guardrail"]
+    tag = uuid.uuid4().hex[:8]
+    limited, default = f"ws_guard_{tag}", f"ws_guard_default_{tag}"
+    default_limit = ch.query(
+        "SELECT daily_limit_usd FROM staging.workspace_spend_guardrails WHERE workspace_id = '*'"
+    ).result_rows[0][0]
+    # An operator's row for one workspace, as `dbt seed` writes the CSV's rows (removed after).
+    ch.insert("staging.workspace_spend_guardrails", [[limited, 0.5]], column_names=["workspace_id", "daily_limit_usd"])
+    try:
+        at = max(datetime.now(UTC) - timedelta(minutes=5), datetime.now(UTC).replace(hour=0, minute=0, second=1))
+        # 40 calls x (10,000 x $2e-6 + 1,000 x $8e-6) = $1.12 each workspace: 2.24x the own limit
+        for ws in (limited, default):
+            _post_events(collector, _llm_calls(ws, 40, at, input_tokens=10_000, output_tokens=1_000))
+        spent = 40 * (10_000 * 2e-6 + 1_000 * 8e-6)
+        held, _ = wait_until("guardrail", lambda: mine(spec, ch, "workspace_id", limited), near(spent / 0.5), 60)
+        assert held.holds, held
+        control, _ = wait_until(
+            "default guardrail", lambda: mine(spec, ch, "workspace_id", default), near(spent / default_limit), 30
+        )
+        assert default_limit > spent and not control.holds, control
+    finally:
+        ch.command(
+            "DELETE FROM staging.workspace_spend_guardrails WHERE workspace_id = {ws:String}",
+            parameters={"ws": limited},
+            settings={"mutations_sync": 2},
+        )

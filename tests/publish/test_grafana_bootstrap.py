@@ -121,7 +121,8 @@ def test_publish_assets_publish_with_the_token_file(fake, tmp_path, monkeypatch)
     )  # fmt: skip
     assert result.success
     assert set(fake.dashboards) == {"platform-agent-telemetry", "platform-health", "platform-product-analytics",
-                                    "platform-service-telemetry"}  # fmt: skip
+                                    "platform-service-telemetry", "platform-product-insights",
+                                    "platform-agent-health"}  # fmt: skip
     assert len(fake.rules) == len(alerts.alert_rules()) and "platform-clickhouse" in fake.datasources
     health = next(iter(result.asset_materializations_for_node("grafana__dashboards__platform_health")))
     assert health.metadata["files_written"].value == [], "publishing by API writes no files into the checkout"

@@ -29,6 +29,8 @@ EXPECTED_DASHBOARD_UIDS = {
     "platform-agent-telemetry",
     "platform-health",
     "platform-service-telemetry",
+    "platform-product-insights",
+    "platform-agent-health",
 }
 EXPECTED_RULE_UIDS = {
     "platform-agent-error-rate",
@@ -36,6 +38,7 @@ EXPECTED_RULE_UIDS = {
     "platform-dau-drop",
     "platform-signal-no-data",
     "platform-cost-spike",
+    "platform-spend-guardrail",
     "platform-health-mutations-backlog",
     "platform-health-stuck-merge",
     "platform-health-inactive-parts",

@@ -65,8 +65,8 @@ def test_publishes_everything_then_updates_with_new_versions(grafana_target, gra
     assert ds["jsonData"]["username"] == "grafana" and ds["jsonData"]["host"] == "clickhouse"
     assert "password" not in str(ds.get("jsonData")), "the password goes to secureJsonData only"
     assert sorted(p.name for p in (tmp_path / "dashboards").glob("*.json")) == [
-        "platform-agent-telemetry.json", "platform-health.json", "platform-product-analytics.json",
-        "platform-service-telemetry.json",
+        "platform-agent-health.json", "platform-agent-telemetry.json", "platform-health.json",
+        "platform-product-analytics.json", "platform-product-insights.json", "platform-service-telemetry.json",
     ]  # fmt: skip
 
 
