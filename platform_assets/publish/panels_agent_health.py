@@ -28,13 +28,13 @@ AGENT_PANELS = (
         key="agent_health",
         title="Agent runs, failures and steps",
         kind="table",
-        sql=f"""SELECT agent_name, sum(runs) AS runs, sum(failed_runs) / sum(runs) AS failure_rate,
+        sql=f"""SELECT agent_name, sum(runs) AS agent_runs, sum(failed_runs) / sum(runs) AS failure_rate,
        sum(steps) / sum(runs) AS avg_steps_per_run, sum(llm_steps) AS llm_calls, sum(tool_steps) AS tool_calls,
        sum(timeouts) AS timeouts
 FROM {HEALTH}
 WHERE {_DAY} AND {IN_WORKSPACE}
 GROUP BY agent_name
-ORDER BY runs DESC""",
+ORDER BY agent_runs DESC""",
         source=HEALTH,
         rows_filter=_DAY,
         description="A run is a trace with an invoke_agent span; a step is an LLM or tool call span of the run.",
@@ -71,13 +71,13 @@ ORDER BY failed_runs DESC""",
         key="top_failing_prompts",
         title="Top failing prompts",
         kind="table",
-        sql=f"""SELECT prompt_hash, sum(calls) AS calls, sum(failures) AS failures,
+        sql=f"""SELECT prompt_hash, sum(calls) AS prompt_calls, sum(failures) AS failed_calls,
        sum(failures) / sum(calls) AS failure_rate, argMax(top_error_type, top_error_type_failures) AS top_error_type
 FROM marts.mart_prompt_failures_daily
 WHERE {_DAY} AND {IN_WORKSPACE}
 GROUP BY prompt_hash
-HAVING failures > 0
-ORDER BY failures DESC, failure_rate DESC
+HAVING failed_calls > 0
+ORDER BY failed_calls DESC, failure_rate DESC
 LIMIT 20""",
         source="marts.mart_prompt_failures_daily",
         rows_filter=_DAY,
@@ -92,7 +92,7 @@ DRIFT_PANELS = (
         title="Average output tokens per call, by model",
         kind="timeseries",
         format="time_series",
-        sql=f"""SELECT toDateTime(day) AS time, model, sum(avg_output_tokens * calls) / sum(calls) AS avg_output_tokens
+        sql=f"""SELECT toDateTime(day) AS time, model, sum(avg_output_tokens * calls) / sum(calls) AS mean_output_tokens
 FROM marts.mart_model_drift_daily
 WHERE {_DAY} AND workspace_id = {WORKSPACE}
 GROUP BY time, model
@@ -124,7 +124,7 @@ ENDPOINT_PANELS = (
         key="endpoint_latency",
         title="Endpoint latency (p50 / p95, ms)",
         kind="table",
-        sql=f"""SELECT service, route, sum(requests) AS requests,
+        sql=f"""SELECT service, route, sum(requests) AS request_count,
        sum(p50_ms * requests) / sum(requests) AS p50_ms, sum(p95_ms * requests) / sum(requests) AS p95_ms
 FROM {ENDPOINT}
 WHERE {_DAY} AND {IN_WORKSPACE}
@@ -139,7 +139,7 @@ ORDER BY p95_ms DESC""",
         key="error_rate_by_version",
         title="Error rate by service version",
         kind="table",
-        sql=f"""SELECT service, service_version, sum(requests) AS requests, sum(errors) AS errors,
+        sql=f"""SELECT service, service_version, sum(requests) AS request_count, sum(errors) AS error_count,
        sum(errors) / sum(requests) AS error_rate
 FROM {ENDPOINT}
 WHERE {_DAY} AND {IN_WORKSPACE}

@@ -65,12 +65,12 @@ ORDER BY bucket""",
         key="top_paths",
         title="Most common next step",
         kind="table",
-        sql=f"""SELECT step, next_step, sum(transitions) AS transitions,
+        sql=f"""SELECT step, next_step, sum(transitions) AS times,
        sum(transitions) / sum(sum(transitions)) OVER (PARTITION BY step) AS share_of_step
 FROM marts.mart_paths_daily
 WHERE {_DAY} AND {IN_WORKSPACE}
 GROUP BY step, next_step
-ORDER BY transitions DESC
+ORDER BY times DESC
 LIMIT 50""",
         source="marts.mart_paths_daily",
         rows_filter=_DAY,

@@ -6,7 +6,15 @@ replica carries them to ClickHouse) and client-side product events straight into
 ``raw.product_events`` (as the collector's Kafka path would have landed them, duplicates
 included). The returned :class:`ProductHistory` computes in plain Python, independently of
 the SQL, what ``fct_sessions``, ``mart_active_users_daily``, ``mart_signup_funnel_daily``,
-``mart_retention_weekly``, ``mart_orders_daily`` and ``mart_mrr_daily`` must contain.
+``mart_retention_weekly``, ``mart_orders_daily``, ``mart_mrr_daily`` and the product-analytics
+marts (``mart_feature_adoption_weekly``, ``mart_session_length_daily``,
+``mart_retention_l7_daily``, ``mart_paths_daily``, ``mart_breakdown_daily``) must contain.
+
+Client events carry a device type in their ``context`` (key ``device_type``, sometimes empty or
+absent); users a country (sometimes empty). A few client events are late: with
+``hold_late=True`` they are left out of the load and written later by ``load_late_events``, as
+events that reach raw after a first build of their day. Some signups are forced into a cohort
+week that crosses a month end.
 
 Rows are recognisable and replaced on a rerun: app rows by their id range (user ids from
 ``BASE_ID``), client events by their ``session_id`` prefix (``SESSION_PREFIX``).
@@ -14,6 +22,8 @@ Rows are recognisable and replaced on a rerun: app rows by their id range (user 
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import math
 import random
@@ -42,6 +52,17 @@ PLANS = {"pro": 2_900, "team": 9_900, "enterprise": 49_900}  # mrr_cents
 SESSION_GAP_S = 30 * 60  # a gap strictly above this starts a new session
 FUNNEL_STEPS = ("signup_page_view", "signup_submitted", "signup_completed")
 FUNNEL_WINDOW = timedelta(days=7)
+COUNTRIES = ("DE", "US", "FR", "BR")
+# context.device_type per client session: "" is sent empty, None leaves the key out (both 'unknown')
+DEVICE_TYPES: tuple[str | None, ...] = ("desktop", "desktop", "mobile", "mobile", "tablet", "", None)
+UNKNOWN = "unknown"  # mart_breakdown_daily's country and device type when there is none
+LATE_DAY_OFFSETS = (12, 21)  # history days (from the start) some of whose client events arrive late
+LATE_SHARE = 0.25  # of those days' client events with a user
+CROSSING_USERS = 10  # signups forced into the cohort week that crosses a month end
+# mart_session_length_daily: lower bounds (seconds, inclusive) and labels of the buckets 1..8
+LENGTH_BOUNDS = (0, 10, 30, 60, 180, 600, 1800, 3600)
+LENGTH_LABELS = ("0-10s", "10-30s", "30-60s", "1-3m", "3-10m", "10-30m", "30-60m", "60m+")
+L7_DAYS = 7
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -73,6 +94,18 @@ class Event:
     event_type: str
     occurred_at: datetime
     path: str = ""
+    feature: str = ""
+    session_id: str = ""  # the client's session id; '' for server-side events
+    device_type: str = ""  # context.device_type as sent; '' when empty, absent or server side
+
+    @property
+    def step(self) -> str:
+        """mart_paths_daily's step: the page path, feature_used:<feature> or the event type."""
+        if self.event_type == "page_view":
+            return self.path or "page_view"
+        if self.event_type == "feature_used":
+            return f"feature_used:{self.feature}" if self.feature else "feature_used"
+        return self.event_type
 
 
 @dataclass(frozen=True)
@@ -122,6 +155,14 @@ class ProductHistory:
     server_events: int = 0
     orders: list[Order] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
+    countries: dict[int, str] = field(default_factory=dict)  # users.country ('' for some)
+    late_event_ids: set[str] = field(default_factory=set)  # client events that arrive late
+    crossing_week: date | None = None  # Monday of the cohort week across a month end
+    late_rows: list[list[Any]] = field(default_factory=list, compare=False, repr=False)
+
+    def on_time(self) -> ProductHistory:
+        """The record without the late events: what a build before they arrive must give."""
+        return dataclasses.replace(self, events=[e for e in self.events if e.event_id not in self.late_event_ids])
 
     # -- the calendar ---------------------------------------------------------------------
     @property
@@ -284,12 +325,123 @@ class ProductHistory:
             out[d] = (sum(s.mrr_cents for s in live) / 100, len(live), new, churned)
         return out
 
+    # -- product-analytics marts ----------------------------------------------------------
+    def _uid_by_hash(self) -> dict[str, int]:
+        return {self.hashes[uid]: uid for uid in self.signed_up_at}
+
+    def feature_adoption(self) -> dict[tuple[date, str, str], tuple[int, int, float]]:
+        """mart_feature_adoption_weekly: (cohort week, workspace | '__all__', feature) ->
+        (cohort users, adopters, adoption rate). A cohort user counts in a workspace with any
+        event of theirs there; adopted = a feature_used of the feature at or after signup.
+        Features: those adopted by at least one user of the cohort."""
+        uid_of = self._uid_by_hash()
+        cohort_of = {uid: monday(t.date()) for uid, t in self.signed_up_at.items()}
+        members: dict[tuple[date, str], set[int]] = defaultdict(set)
+        adopters: dict[tuple[date, str, str], set[int]] = defaultdict(set)
+        for uid, week in cohort_of.items():
+            members[(week, "__all__")].add(uid)
+        for e in self.events:
+            user = uid_of.get(e.user_hash) if e.user_hash else None
+            if user is None:
+                continue
+            week = cohort_of[user]
+            members[(week, e.workspace_id)].add(user)
+            if e.event_type == "feature_used" and e.feature and e.occurred_at >= self.signed_up_at[user]:
+                adopters[(week, e.workspace_id, e.feature)].add(user)
+                adopters[(week, "__all__", e.feature)].add(user)
+        features: dict[date, set[str]] = defaultdict(set)
+        for week, _, feature in adopters:
+            features[week].add(feature)
+        out: dict[tuple[date, str, str], tuple[int, int, float]] = {}
+        for (week, ws), uids in members.items():
+            for feature in features[week]:
+                n = len(adopters.get((week, ws, feature), set()))
+                out[(week, ws, feature)] = (len(uids), n, n / len(uids))
+        return out
+
+    def session_length(self) -> dict[tuple[date, str, int], tuple[str, int, int | None, int, float]]:
+        """mart_session_length_daily: (day, workspace, bucket) -> (label, lower bound, upper
+        bound or None, sessions, share), all eight buckets of each day and workspace with a session."""
+        counts: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0] * len(LENGTH_BOUNDS))
+        for s in self.sessions():
+            duration = (s.end - s.start).total_seconds()
+            bucket = sum(1 for b in LENGTH_BOUNDS if b <= duration)
+            counts[(s.day, s.workspace_id)][bucket - 1] += 1
+        out: dict[tuple[date, str, int], tuple[str, int, int | None, int, float]] = {}
+        for (day, ws), per_bucket in counts.items():
+            total = sum(per_bucket)
+            for i, n in enumerate(per_bucket):
+                upper = LENGTH_BOUNDS[i + 1] if i + 1 < len(LENGTH_BOUNDS) else None
+                out[(day, ws, i + 1)] = (LENGTH_LABELS[i], LENGTH_BOUNDS[i], upper, n, n / total)
+        return out
+
+    def retention_l7(self, today: date) -> dict[date, tuple[int, int, float, bool]]:
+        """mart_retention_l7_daily: signup day -> (cohort users, retained, rate, complete).
+        Retained: any event (either source, any workspace) on days 1..7 after the signup day."""
+        days_active: dict[str, set[date]] = defaultdict(set)
+        for e in self.events:
+            if e.user_hash:
+                days_active[e.user_hash].add(e.occurred_at.date())
+        cohorts: dict[date, list[int]] = defaultdict(list)
+        for uid, t in self.signed_up_at.items():
+            cohorts[t.date()].append(uid)
+        out: dict[date, tuple[int, int, float, bool]] = {}
+        for day, uids in cohorts.items():
+            window = {day + timedelta(days=k) for k in range(1, L7_DAYS + 1)}
+            retained = sum(1 for u in uids if days_active[self.hashes[u]] & window)
+            out[day] = (len(uids), retained, retained / len(uids), day + timedelta(days=L7_DAYS) < today)
+        return out
+
+    def paths(self) -> dict[tuple[date, str, str, str], tuple[int, int]]:
+        """mart_paths_daily: (day of the step, workspace, step, next step) -> (transitions,
+        users): a user's next event in the workspace at most 30 minutes later."""
+        by_actor: dict[tuple[str, str], list[Event]] = defaultdict(list)
+        for e in self.events:
+            if e.user_hash:
+                by_actor[(e.workspace_id, e.user_hash)].append(e)
+        counts: dict[tuple[date, str, str, str], int] = defaultdict(int)
+        users: dict[tuple[date, str, str, str], set[str]] = defaultdict(set)
+        for (ws, uh), evs in by_actor.items():
+            evs.sort(key=lambda e: (e.occurred_at, e.event_id))
+            for a, b in itertools.pairwise(evs):
+                if (b.occurred_at - a.occurred_at).total_seconds() > SESSION_GAP_S:
+                    continue
+                if not self.in_window(a.occurred_at.date()):
+                    continue
+                key = (a.occurred_at.date(), ws, a.step, b.step)
+                counts[key] += 1
+                users[key].add(uh)
+        return {key: (n, len(users[key])) for key, n in counts.items()}
+
+    def breakdown(self) -> dict[tuple[date, str, str, str], tuple[int, int, int]]:
+        """mart_breakdown_daily: (day, workspace, country, device type) -> (events, active
+        users, client sessions); 'unknown' for no user, no users row, an empty value."""
+        uid_of = self._uid_by_hash()
+        events: dict[tuple[date, str, str, str], int] = defaultdict(int)
+        users: dict[tuple[date, str, str, str], set[str]] = defaultdict(set)
+        sessions: dict[tuple[date, str, str, str], set[str]] = defaultdict(set)
+        for e in self.events:
+            uid = uid_of.get(e.user_hash) if e.user_hash else None
+            country = (self.countries.get(uid, "") if uid is not None else "") or UNKNOWN
+            key = (e.occurred_at.date(), e.workspace_id, country, e.device_type or UNKNOWN)
+            events[key] += 1
+            if e.user_hash:
+                users[key].add(e.user_hash)
+            if e.session_id:
+                sessions[key].add(e.session_id)
+        return {key: (n, len(users[key]), len(sessions[key])) for key, n in events.items()}
+
 
 class _Builder:
     """Draws the history from one seeded RNG; nothing here reads the clock."""
 
     def __init__(self, start: date, days: int, seed: int, key: str) -> None:
         self.rng = random.Random(f"history_product:{seed}")
+        # Device types, late arrivals, countries and forced signup days draw from their own
+        # generator, so the main draws (times, funnels, money) stay as they were.
+        self.side = random.Random(f"history_product:side:{seed}")
+        self.late_days = {start + timedelta(days=k) for k in LATE_DAY_OFFSETS if k < days}
+        self.devices: dict[str, str | None] = {}
         self.t0 = midnight(start)
         self.t_end = self.t0 + timedelta(days=days)
         self.days = days
@@ -307,25 +459,41 @@ class _Builder:
             return
         event_id = self.uuid()
         actor = self.hist.hashes[uid] if uid is not None else ""
+        session_id = f"{SESSION_PREFIX}{self.hist.seed}-{self.sessions}"
+        if session_id not in self.devices:
+            self.devices[session_id] = self.side.choice(DEVICE_TYPES)
+        device = self.devices[session_id]
+        context: dict[str, Any] = {"generator": "history_product"}
+        if device is not None:
+            context["device_type"] = device
+        late = bool(actor) and t.date() in self.late_days and self.side.random() < LATE_SHARE
+        rows = self.hist.late_rows if late else self.raw
         row = [
             event_id,
             event_type,
             t,
             ws,
-            f"{SESSION_PREFIX}{self.hist.seed}-{self.sessions}",
+            session_id,
             actor,
             "web",
-            json.dumps({"generator": "history_product"}),
+            json.dumps(context),
             json.dumps(props),
             0,
-            len(self.raw),
-            t + timedelta(seconds=2),
+            len(self.raw) + len(self.hist.late_rows),
+            t + (timedelta(days=2) if late else timedelta(seconds=2)),
         ]
-        self.raw.append(row)
+        rows.append(row)
         if self.rng.random() < 0.01:  # Kafka redelivery: the same message twice
-            self.raw.append(list(row))
+            rows.append(list(row))
             self.hist.duplicate_rows += 1
-        self.hist.events.append(Event(str(event_id), ws, actor, event_type, t, props.get("path", "")))
+        if late:
+            self.hist.late_event_ids.add(str(event_id))
+        self.hist.events.append(
+            Event(
+                str(event_id), ws, actor, event_type, t, props.get("path", ""), props.get("feature", ""),
+                session_id, device or "",
+            )
+        )  # fmt: skip
         if not actor:
             self.hist.anonymous_events += 1
 
@@ -348,14 +516,19 @@ class _Builder:
         # history day, i.e. 10 days before "today": no cohort reaches the current week, where
         # other code on a shared stack writes users stamped "now".
         signup_span = max(1, self.days - 17)
+        crossing = self.crossing_days(signup_span)
         activity: list[tuple[int, str, float, datetime]] = []
         for i in range(N_USERS):
             uid = BASE_ID + i
             hist.user_ids.append(uid)
             hist.hashes[uid] = user_hash(self.key, str(uid))
+            hist.countries[uid] = "" if i % 50 == 7 else COUNTRIES[uid % len(COUNTRIES)]
             home = WORKSPACES[i % len(WORKSPACES)]
             self.sessions += 1
-            t1 = self.t0 + timedelta(days=rng.randrange(signup_span)) + self.secs(6 * 3600, 22 * 3600)
+            day = rng.randrange(signup_span)
+            if crossing and i % (N_USERS // CROSSING_USERS) == 1:
+                day = self.side.choice(crossing)
+            t1 = self.t0 + timedelta(days=day) + self.secs(6 * 3600, 22 * 3600)
             self.client(home, uid, "page_view", t1, {"path": "/signup"})
             if rng.random() < 0.2:  # a second visit the same day: the first one counts
                 self.client(home, uid, "page_view", t1 + self.secs(60, 1500), {"path": "/signup"})
@@ -391,6 +564,22 @@ class _Builder:
         self.bot()
         self.money()
         return hist
+
+    def crossing_days(self, signup_span: int) -> list[int]:
+        """Day offsets of the first cohort week (Monday) that spans two months, where a
+        signup can fall: within the usual signup span, else up to 10 days before the end
+        (a signup completes at most 9 days after its first page view) and before the week
+        of "today" (two days after the last history day). [] when there is none: a window
+        of 35 days always holds a month end, but when that is a Sunday no week crosses it."""
+        start = self.t0.date()
+        this_week = monday(start + timedelta(days=self.days + 1))
+        for limit in (signup_span, min(self.days - 9, (this_week - start).days)):
+            for k in range(limit):
+                week = monday(start + timedelta(days=k))
+                if week.month != (week + timedelta(days=6)).month:
+                    self.hist.crossing_week = week
+                    return [j for j in range(limit) if monday(start + timedelta(days=j)) == week]
+        return []
 
     def bot(self) -> None:
         """An actor with no app account polling every 20-29 minutes for the last 52 hours: one
@@ -474,9 +663,11 @@ def load_product_history(
     days: int,
     seed: int,
     user_hash_key: str,
+    hold_late: bool = False,
 ) -> ProductHistory:
     """Write the history for ``seed`` over the days start..start+days-1 (replacing an earlier
-    load of this module's rows) and return its record."""
+    load of this module's rows) and return its record. With ``hold_late`` the late client
+    events are not written: ``load_late_events`` writes them afterwards."""
     b = _Builder(start, days, seed, user_hash_key)
     hist = b.build()
     lo, hi = BASE_ID, BASE_ID + ID_SPAN
@@ -489,7 +680,7 @@ def load_product_history(
             "INSERT INTO users (user_id, email, name, country, plan, created_at, updated_at) "
             "VALUES (%s, %s, %s, %s, 'free', %s, %s)",
             [
-                (uid, f"hist{uid}@example.com", f"History {uid}", ("DE", "US", "FR", "BR")[uid % 4], t, t)
+                (uid, f"hist{uid}@example.com", f"History {uid}", hist.countries[uid], t, t)
                 for uid, t in hist.signed_up_at.items()
             ],
         )
@@ -529,4 +720,13 @@ def load_product_history(
         )
         ch.insert("raw.product_events", b.raw, column_names=PRODUCT_EVENT_COLUMNS)
     hist.raw_rows = len(b.raw)
+    if not hold_late:
+        load_late_events(clickhouse, hist)
     return hist
+
+
+def load_late_events(clickhouse: ClickHouseResource, hist: ProductHistory) -> None:
+    """Write the late client events of ``hist`` (and their Kafka copies) into raw.product_events."""
+    with clickhouse.client() as ch:
+        ch.insert("raw.product_events", hist.late_rows, column_names=PRODUCT_EVENT_COLUMNS)
+    hist.raw_rows += len(hist.late_rows)

@@ -24,13 +24,20 @@ pytestmark = pytest.mark.e2e
 
 # Panels with rows on this folder's days. The others read data those days do not have: retention,
 # orders and MRR come from the app's users/orders/subscriptions (CDC), which these tests leave to
-# the product-mart tests; the health panels read live state and dead letters (30-day TTL).
+# the product-mart tests; the health panels read live state and dead letters (30-day TTL); the
+# spend anomalies need 7 days of spend before a z-score, more than this folder's days.
 EXPECTED_ROWS = {
     "platform-product-analytics": {"$workspace", "active_users", "stickiness", "signup_funnel", "sessions"},
     "platform-agent-telemetry": {
         "$workspace", "latency_p50", "latency_p95", "latency_p99", "error_rate_per_call", "error_rate_per_trace",
         "call_error_rate", "tokens_by_model", "cost_by_model", "cost_by_model_workspace", "tool_reliability",
         "slo_burn", "error_budget", "throughput",
+    },
+    "platform-product-insights": {"$workspace", "session_length", "top_paths", "countries", "devices"},
+    "platform-agent-health": {
+        "$workspace", "agent_health", "timeouts_trend", "failures_by_error_type", "top_failing_prompts",
+        "output_tokens_by_model", "refusal_rate_by_model", "endpoint_latency", "error_rate_by_version",
+        "spend_vs_guardrail",
     },
     "platform-service-telemetry": {
         "$workspace", "$token_attribute", "route_p95", "route_success_rate", "route_percentiles", "model_p95",
