@@ -139,6 +139,10 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
         # from the OpenTelemetry programs' metrics and logs (today)
         "mart_route_latency_1m", "mart_llm_latency_1m", "mart_token_usage_1m", "mart_log_volume_1m",
         "fct_error_logs",
+        # product and agent analytics
+        "mart_feature_adoption_weekly", "mart_retention_l7_daily", "mart_session_length_daily", "mart_paths_daily",
+        "mart_breakdown_daily", "mart_endpoint_latency_daily", "mart_agent_health_daily", "mart_agent_failures_daily",
+        "mart_prompt_failures_daily", "mart_model_drift_daily", "mart_workspace_spend_daily",
     }  # fmt: skip
     assert expected_marts <= set(marts)
     assert all(marts[m] > 0 for m in expected_marts), marts

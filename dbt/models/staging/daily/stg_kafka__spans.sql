@@ -17,7 +17,9 @@
 -- include the cache reads (cached_input_tokens), as in the GenAI conventions: those are priced
 -- at the cached-input price, the rest at the input price; output_tokens include the reasoning
 -- tokens. route and service_version come from raw.spans' own columns when it has them (else
--- or where empty, from the attribute maps).
+-- or where empty, from the attribute maps). span_kind is the OTLP SpanKind number (2: SERVER).
+-- finish_reasons is gen_ai.response.finish_reasons as the span carries it (an array flattened
+-- to text); an LLM call is a refusal when it contains 'content_filter' (the safety filter).
 {%- set raw_columns = [] -%}
 {%- if execute -%}
     {%- set raw_columns = adapter.get_columns_in_relation(source('kafka', 'spans')) | map(attribute='name') | list -%}
@@ -42,6 +44,8 @@ spans AS (
         {{ otel_attribute('service_version', span_map='resource_attributes', resource_map=none) }}
         {%- endif %} AS service_version_value,
         operation,
+        kind AS span_kind,
+        {{ otel_attribute('finish_reasons', resource_map=none) }} AS finish_reasons,
         {{ otel_attribute('gen_ai_operation') }} AS gen_ai_operation,
         {{ otel_attribute('model') }} AS model,
         {{ otel_attribute('provider') }} AS provider,
@@ -120,6 +124,8 @@ joined AS (
         s.end_time AS end_time,
         s.span_date AS span_date,
         s.duration_ms AS duration_ms,
+        s.span_kind AS span_kind,
+        s.finish_reasons AS finish_reasons,
         a.agent_name AS agent_name,
         multiIf(
             s.reported_cost_usd IS NOT NULL, 'reported',
@@ -172,5 +178,8 @@ SELECT
     start_time,
     end_time,
     span_date,
-    duration_ms
+    duration_ms,
+    span_kind,
+    finish_reasons,
+    is_llm_call AND positionCaseInsensitive(finish_reasons, 'content_filter') > 0 AS is_refusal
 FROM joined
