@@ -15,6 +15,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from platform_assets.ops.ddl import DDL_DIR, discover
 from platform_assets.publish.alerts import ALERTS
+from platform_assets.publish.dashboards import DASHBOARDS
 from platform_assets.stack.config import StackConfig
 from platform_assets.stack.scratch import free_ports, new_stack_dir
 from platform_assets.stack.servers import Stack
@@ -163,7 +164,7 @@ def test_demo_materializes_everything_and_writes_summary(fresh_stack_dir, tmp_pa
     # Grafana: dashboards and alert rules generated (no GRAFANA_URL here), every panel's SQL ran.
     grafana = summary["grafana"]
     assert grafana["success"] and grafana["published"] is False
-    assert len(grafana["dashboards"]) == 4 and len(grafana["alert_rules"]) == len(ALERTS)
+    assert len(grafana["dashboards"]) == len(DASHBOARDS) == 6 and len(grafana["alert_rules"]) == len(ALERTS)
     assert grafana["committed_files_stale"] == []
     assert grafana["checks"] and set(grafana["checks"].values()) == {"passed"}, grafana["checks"]
 
