@@ -11,7 +11,7 @@ from platform_assets.core.resources import SHARED
 from platform_assets.core.settings import all_vars, required_vars
 from platform_assets.export.resources import ExportResource
 from platform_assets.ops.resources import BackupResource
-from platform_assets.publish.resources import GrafanaResource
+from platform_assets.publish.resources import GrafanaResource, SupersetResource
 from platform_assets.transform.profile import DbtProfile
 
 # Resource key in Definitions -> the class whose SETTINGS table says what it reads
@@ -21,6 +21,7 @@ RESOURCE_CLASSES: dict[str, type] = {
     "cdc": CdcResource,
     "dbt": DbtProfile,
     "grafana": GrafanaResource,
+    "superset": SupersetResource,
     "export": ExportResource,
     "backup": BackupResource,
 }

@@ -2,7 +2,8 @@
 # Installs everything the platform needs on a fresh Debian/Ubuntu machine with Python 3.11:
 # Debian's Postgres 15 server, Java 17 and Maven (for the embedded stack) and Chromium (browser
 # test), the Kafka broker's jars from Maven Central (pinned by platform_assets/stack/kafka/pom.xml)
-# into a cache folder, and the Python packages, pinned by requirements.lock, into .venv.
+# into a cache folder, the Python packages, pinned by requirements.lock, into .venv, and Apache
+# Superset, pinned by requirements-superset.lock, into .superset-venv.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +63,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -c requirements.lock -e ".[dev]"
   echo "$want" > "$stamp"
+fi
+
+# Apache Superset (the optional second BI front end, docs/superset.md) in its own venv: its pins
+# (requirements-superset.lock) conflict with the platform's, and only its server process imports it.
+if [ ! -x .superset-venv/bin/python ]; then
+  "$PYTHON" -m venv .superset-venv
+fi
+superset_stamp=".superset-venv/.superset-installed"
+superset_want="$(sha256sum requirements-superset.lock | cut -d' ' -f1)"
+if [ "$(cat "$superset_stamp" 2>/dev/null)" != "$superset_want" ]; then
+  .superset-venv/bin/python -m pip install -q --upgrade pip
+  .superset-venv/bin/python -m pip install -q -r requirements-superset.lock
+  echo "$superset_want" > "$superset_stamp"
 fi
 
 # Class-data sharing for the broker's JVM (platform_assets/stack/servers/kafka.py): an archive of

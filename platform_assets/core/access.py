@@ -2,7 +2,8 @@
 
 Each component connects as its own user (``ClickHouseResource.as_role``; dbt's profiles.yml);
 the grants below are all it holds. ``admin`` is ``CLICKHOUSE_USER`` (DDL, the CDC replica, the
-backup, restarting consumers). The dashboards' reader is the Grafana user (``GRAFANA_CLICKHOUSE_*``).
+backup, restarting consumers). The dashboards' reader is the Grafana user (``GRAFANA_CLICKHOUSE_*``);
+``READERS`` are the other BI front ends' read-only users (Superset: ``CLICKHOUSE_SUPERSET_PASSWORD``).
 The users are defined in users.xml, rendered from this table (``platform_assets/stack/access.py``:
 the embedded stack writes it on every start; ``docker/clickhouse/users.d/components.xml`` is the
 same rendering with passwords from the environment), because the embedded server has no writable
@@ -114,6 +115,42 @@ COMPONENTS: tuple[Component, ...] = (
 ROLE_USERS = tuple(c.user for c in COMPONENTS if c.logs_in)
 
 
+@dataclass(frozen=True)
+class Reader:
+    """A BI front end's read-only user (rendered with the components): SELECT on its grants only,
+    readonly=2 with capped bounds (clients send settings with each query), its own quota."""
+
+    user: str
+    purpose: str
+    grants: tuple[str, ...]
+    queries_per_minute: int
+    max_threads: int = 4
+    max_memory_usage: int = 4_000_000_000  # bytes per query
+    max_execution_time: int = 60  # seconds per query
+    max_result_rows: int = 1_000_000
+
+    @property
+    def profile(self) -> str:
+        return self.user
+
+    @property
+    def quota(self) -> str:
+        return self.user
+
+
+SUPERSET = "superset"
+# Grafana's reader is the template's `grafana` user (stack/templates/clickhouse-users.xml).
+READERS: tuple[Reader, ...] = (
+    Reader(
+        SUPERSET,
+        "Apache Superset's database connection (docs/superset.md): reads the marts and the rollups, nothing else",
+        ("SELECT ON marts.*", "SELECT ON rollups.*"),
+        queries_per_minute=1200,
+    ),
+)
+READER_USERS = tuple(r.user for r in READERS)
+
+
 def component(user: str) -> Component:
     for c in COMPONENTS:
         if c.user == user:
@@ -131,7 +168,7 @@ def password_var(user: str) -> str:
 TENANTS_VAR = "PLATFORM_TENANTS"
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 WORKSPACE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-RESERVED = {c.user for c in COMPONENTS} | {"default", "admin", "platform", "grafana", "readonly"}
+RESERVED = {c.user for c in COMPONENTS} | set(READER_USERS) | {"default", "admin", "platform", "grafana", "readonly"}
 
 
 @dataclass(frozen=True)

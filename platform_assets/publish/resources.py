@@ -1,5 +1,6 @@
 """GrafanaResource: where to publish, and how Grafana reaches ClickHouse. Everything is optional:
-without GRAFANA_URL the publish assets only generate the files.
+without GRAFANA_URL the publish assets only generate the files. SupersetResource: the same for
+Apache Superset (docs/superset.md); without SUPERSET_URL its asset only renders the bundle.
 
 The token is GRAFANA_API_TOKEN, or else the file GRAFANA_API_TOKEN_FILE names (read when a client
 is made, so a token written after the code location loaded, e.g. by docker's grafana-bootstrap
@@ -17,6 +18,8 @@ from platform_assets.core.resources import ClickHouseResource
 from platform_assets.core.settings import Setting, read, wired
 from platform_assets.publish.client import GrafanaClient, GrafanaError
 from platform_assets.publish.datasource import ClickHouseConnection
+from platform_assets.publish.superset_bundle import Connection
+from platform_assets.publish.superset_client import SupersetClient
 
 
 class GrafanaResource(ConfigurableResource):
@@ -103,3 +106,70 @@ def build_grafana_resource(env: dict[str, str] | None = None) -> GrafanaResource
 def grafana_resource_from_env(env: dict[str, str] | None = None) -> GrafanaResource:
     """The same with values read now, for code outside a Dagster run (demo, tests)."""
     return read(GrafanaResource, env)
+
+
+class SupersetResource(ConfigurableResource):
+    """Where the Superset dashboards are imported, and how Superset reaches ClickHouse (its read-only
+    ``superset`` user over HTTP). Everything is optional: without SUPERSET_URL nothing is imported."""
+
+    SETTINGS: ClassVar[tuple[Setting, ...]] = (  # all optional
+        Setting("url", "SUPERSET_URL", required=False),
+        Setting("username", "SUPERSET_USERNAME", required=False),
+        Setting("password", "SUPERSET_PASSWORD", required=False),
+        Setting("clickhouse_user", "SUPERSET_CLICKHOUSE_USER", required=False, secret=False),
+        Setting("clickhouse_password", "CLICKHOUSE_SUPERSET_PASSWORD", required=False),
+        Setting("clickhouse_host", "SUPERSET_CLICKHOUSE_HOST", required=False, secret=False),
+        Setting("clickhouse_port", "SUPERSET_CLICKHOUSE_PORT", int, required=False, secret=False),
+    )
+
+    url: str | None = Field(default=None, description="Superset base URL; unset: only render the bundle")
+    username: str | None = Field(default=None, description="Superset user the asset logs in as (an admin)")
+    password: str | None = None
+    connect_timeout: float = 5.0  # a dead Superset fails the step fast
+    read_timeout: float = 120.0  # the import of every dataset, chart and dashboard runs in one request
+    clickhouse_user: str = Field(default="superset", description="read-only ClickHouse user of Superset")
+    clickhouse_password: str | None = Field(default=None, description="its password, passed with the import")
+    clickhouse_host: str | None = Field(default=None, description="ClickHouse host as Superset sees it")
+    clickhouse_port: int | None = Field(default=None, description="ClickHouse HTTP port as Superset sees it")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    def client(self) -> SupersetClient:
+        """A logged-in client (JWT and CSRF token)."""
+        if not self.url:
+            raise ValueError("SUPERSET_URL is not set")
+        if not (self.username and self.password):
+            raise ValueError("SUPERSET_USERNAME and SUPERSET_PASSWORD are needed to import into Superset")
+        client = SupersetClient(self.url, timeout=(self.connect_timeout, self.read_timeout))
+        try:
+            client.login(self.username, self.password)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def connection(self, clickhouse: ClickHouseResource) -> Connection:
+        """Superset's database connection; by default the platform's own ClickHouse host and HTTP port."""
+        return Connection(
+            host=self.clickhouse_host or clickhouse.host,
+            port=self.clickhouse_port or clickhouse.http_port,
+            username=self.clickhouse_user,
+        )
+
+    def reader(self, clickhouse: ClickHouseResource) -> ClickHouseResource:
+        """The ClickHouse resource logged in as Superset's user (its grants), when its password is set."""
+        if not self.clickhouse_password:
+            return clickhouse
+        return clickhouse.replaced(username=self.clickhouse_user, password=self.clickhouse_password)
+
+
+def build_superset_resource(env: dict[str, str] | None = None) -> SupersetResource:
+    """EnvVar for each secret set at load time; unset ones stay at their defaults."""
+    return wired(SupersetResource, env)
+
+
+def superset_resource_from_env(env: dict[str, str] | None = None) -> SupersetResource:
+    """The same with values read now, for code outside a Dagster run (tests)."""
+    return read(SupersetResource, env)

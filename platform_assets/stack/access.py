@@ -1,4 +1,4 @@
-"""users.xml sections for the component users and the tenants (platform_assets/core/access.py).
+"""users.xml sections for the component users, the readers and the tenants (platform_assets/core/access.py).
 
 The embedded stack writes them into its users.xml with each password's SHA-256 (generated per
 stack, ``credentials.json``); ``docker/clickhouse/users.d/components.xml`` is the components'
@@ -19,7 +19,9 @@ from xml.sax.saxutils import escape, quoteattr
 from platform_assets.core.access import (
     COMPONENTS,
     LOCAL_SUFFIX,
+    READERS,
     TENANTS_VAR,
+    Reader,
     Tenant,
     parse_tenants,
     password_var,
@@ -57,11 +59,59 @@ MONITOR_PROFILE = """    <!-- Sensors and checks: small, bounded queries; they r
     </monitor>"""
 
 
+def _reader_bounds(r: Reader) -> dict[str, int]:
+    return {
+        "max_execution_time": r.max_execution_time,
+        "max_result_rows": r.max_result_rows,
+        "max_threads": r.max_threads,
+        "max_memory_usage": r.max_memory_usage,
+    }
+
+
+def readers_profiles() -> str:
+    blocks = []
+    for r in READERS:
+        bounds = _reader_bounds(r)
+        values = "\n".join(f"      <{k}>{v}</{k}>" for k, v in bounds.items())
+        caps = "\n".join(f"        <{k}><max>{v}</max></{k}>" for k, v in bounds.items())
+        blocks.append(
+            f"    <!-- {r.user}: read-only (2: its driver sends settings with each query), bounded per query. -->\n"
+            f"    <{r.profile}>\n      <readonly>2</readonly>\n{values}\n"
+            f"      <constraints>\n{caps}\n      </constraints>\n    </{r.profile}>"
+        )
+    return "\n".join(blocks)
+
+
 def components_profiles() -> str:
-    return MONITOR_PROFILE
+    return "\n".join([MONITOR_PROFILE, readers_profiles()])
+
+
+def components_quotas() -> str:
+    """The readers' quotas: queries per minute, so a dashboard refresh storm is refused, not queued."""
+    return "\n".join(
+        f"    <{r.quota}><interval><duration>60</duration><queries>{r.queries_per_minute}</queries>"
+        f"<errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows>"
+        f"<execution_time>0</execution_time></interval></{r.quota}>"
+        for r in READERS
+    )
+
+
+def readers_users(password: Password, networks: str) -> str:
+    return "\n".join(
+        f"    <!-- {escape(r.purpose)} -->\n"
+        f"    <{r.user}>\n"
+        f"      {password(r.user, password_var(r.user))}\n"
+        f"      <networks>{networks}</networks>\n"
+        f"      <profile>{r.profile}</profile>\n"
+        f"      <quota>{r.quota}</quota>\n"
+        f"      <grants>\n{_grants(r.grants, '        ')}\n      </grants>\n"
+        f"    </{r.user}>"
+        for r in READERS
+    )
 
 
 def components_users(password: Password, networks: str) -> str:
+    """The component users, then the readers."""
     blocks = []
     for c in COMPONENTS:
         blocks.append(
@@ -74,6 +124,7 @@ def components_users(password: Password, networks: str) -> str:
             f"      <grants>\n{_grants(c.grants, '        ')}\n      </grants>\n"
             f"    </{c.user}>"
         )
+    blocks.append(readers_users(password, networks))
     return "\n".join(blocks)
 
 
@@ -147,7 +198,7 @@ def docker_components() -> str:
         "     mounted into /etc/clickhouse-server/users.d/ by docker/docker-compose.yml. Passwords come\n"
         "     from the container environment (docker/.env). docs/security.md. -->\n"
         "<clickhouse>\n  <profiles>\n"
-        f"{components_profiles()}\n  </profiles>\n  <users>\n"
+        f"{components_profiles()}\n  </profiles>\n  <quotas>\n{components_quotas()}\n  </quotas>\n  <users>\n"
         f"{components_users(from_env, DOCKER_NETWORKS)}\n  </users>\n</clickhouse>\n"
     )
 

@@ -18,7 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start every server that is not running (idempotent)")
     down = sub.add_parser("down", help="stop every server (clean stop, forced after a timeout)")
     for cmd in (up, down):
-        cmd.add_argument("servers", nargs="*", help="clickhouse, postgres, kafka, s3 (default: all)")
+        cmd.add_argument(
+            "servers",
+            nargs="*",
+            help="clickhouse, postgres, kafka, s3, and superset (opt-in: only when named; default: all the others)",
+        )
     status = sub.add_parser("status", help="health of each server from a real protocol call")
     status.add_argument("--json", action="store_true")
     sub.add_parser("env", help="print connection settings as `export` lines for the resources")
@@ -32,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<11} {state}")
             if "postgres" in states:
                 migrate_app_schema(stack)
+            if "superset" in states:
+                _print_superset_login(stack)
             return _print_status(stack, as_json=False)
         if args.command == "down":
             for name, state in stack.down(args.servers).items():
@@ -71,6 +77,14 @@ def migrate_app_schema(stack: Stack) -> list[str]:
             return migrate(conn)
     except SourceError as exc:
         raise StackError(f"postgres app schema: {exc}") from exc
+
+
+def _print_superset_login(stack: Stack) -> None:
+    """Where to open Superset and how to log in (docs/superset.md); also in `platform-stack env`."""
+    env = stack.optional["superset"].env()
+    print(
+        f"superset    open {env['SUPERSET_URL']}  user {env['SUPERSET_USERNAME']}  password {env['SUPERSET_PASSWORD']}"
+    )
 
 
 def _print_status(stack: Stack, as_json: bool) -> int:

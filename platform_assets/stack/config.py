@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform_assets.core.access import COMPONENTS, TENANTS_VAR, Tenant, parse_tenants
+from platform_assets.core.access import COMPONENTS, READER_USERS, TENANTS_VAR, Tenant, parse_tenants
 from platform_assets.core.paths import state_dir
 
 # Ports sit above the well-known ones so the stack does not collide with real servers.
@@ -22,6 +22,8 @@ DEFAULT_PORTS = {
     # The second ClickHouse server of a two-shard stack (PLATFORM_CLICKHOUSE_SHARDS=2); unused otherwise.
     "clickhouse_2_http": 18124,
     "clickhouse_2_tcp": 19001,
+    # Apache Superset's web server: opt-in (`platform-stack up superset`), not part of the default stack.
+    "superset": 18088,
 }
 SHARDS_ENV = "PLATFORM_CLICKHOUSE_SHARDS"
 # The remote_servers cluster of a two-shard stack (CLICKHOUSE_CLUSTER of its resources).
@@ -49,6 +51,10 @@ class Credentials:
     grafana_clickhouse_user: str
     grafana_clickhouse_password: str
     clickhouse_cluster_secret: str
+    # Apache Superset (opt-in server, servers/superset.py): its session-signing key and admin login.
+    superset_secret_key: str
+    superset_admin_user: str
+    superset_admin_password: str
     # One per component user of platform_assets/core/access.py, and one per tenant reader.
     clickhouse_role_passwords: dict[str, str]
     tenant_passwords: dict[str, str]
@@ -130,12 +136,15 @@ class StackConfig:
             "grafana_clickhouse_user": "grafana",  # read-only ClickHouse user of the dashboards
             "grafana_clickhouse_password": secrets.token_urlsafe(18),
             "clickhouse_cluster_secret": secrets.token_urlsafe(18),  # shards of a two-shard stack
+            "superset_secret_key": secrets.token_urlsafe(42),
+            "superset_admin_user": "admin",
+            "superset_admin_password": secrets.token_urlsafe(18),
         }
         creds = {**defaults, **saved}
         # Passwords of users added by a newer version or a new tenant: generated, then kept.
         roles = dict(creds.get("clickhouse_role_passwords") or {})
-        for c in COMPONENTS:
-            roles.setdefault(c.user, secrets.token_urlsafe(18))
+        for user in (*(c.user for c in COMPONENTS), *READER_USERS):
+            roles.setdefault(user, secrets.token_urlsafe(18))
         tenants = dict(creds.get("tenant_passwords") or {})
         for t in self.tenants():
             tenants.setdefault(t.name, secrets.token_urlsafe(18))

@@ -1,8 +1,11 @@
-"""The four embedded servers: ClickHouse (chdb-core), Postgres 15, Apache Kafka 4 (KRaft), S3 (moto).
+"""The four embedded servers: ClickHouse (chdb-core), Postgres 15, Apache Kafka 4 (KRaft), S3 (moto),
+and the opt-in Apache Superset.
 
-One module per server (``clickhouse``, ``postgres``, ``kafka``, ``s3``) on the shared ``base``;
-``Stack`` here runs them together. The launcher only starts servers: no domain schema is
-applied here (``platform-stack up`` in cli.py applies the CDC app schema after the start).
+One module per server (``clickhouse``, ``postgres``, ``kafka``, ``s3``, ``superset``) on the shared
+``base``; ``Stack`` here runs them together. Superset (``OPTIONAL``) starts only when named
+(``platform-stack up superset``); ``down``, ``status`` and ``env`` include it while it runs.
+The launcher only starts servers: no domain schema is applied here (``platform-stack up`` in
+cli.py applies the CDC app schema after the start).
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from platform_assets.stack.servers.clickhouse import ClickHouseServer, SecondSha
 from platform_assets.stack.servers.kafka import KafkaServer, kafka_jars_dir, kafka_version
 from platform_assets.stack.servers.postgres import PostgresServer, postgres_bin_dir
 from platform_assets.stack.servers.s3 import S3Server
+from platform_assets.stack.servers.superset import SupersetServer
 
 __all__ = [
     "HTTP_TIMEOUT",
+    "OPTIONAL",
     "SERVERS",
     "TEMPLATES",
     "ClickHouseServer",
@@ -29,12 +34,15 @@ __all__ = [
     "SecondShardServer",
     "Server",
     "Stack",
+    "SupersetServer",
     "kafka_jars_dir",
     "kafka_version",
     "postgres_bin_dir",
 ]
 
 SERVERS: tuple[type[Server], ...] = (ClickHouseServer, PostgresServer, KafkaServer, S3Server)
+# Started only when named: Superset's first start (a new metadata database) takes up to minutes.
+OPTIONAL: tuple[type[Server], ...] = (SupersetServer,)
 
 
 class Stack:
@@ -42,12 +50,20 @@ class Stack:
         self.cfg = cfg or StackConfig.from_env()
         classes = SERVERS if self.cfg.shards == 1 else (ClickHouseServer, SecondShardServer, *SERVERS[1:])
         self.servers = {cls.name: cls(self.cfg) for cls in classes}
+        self.optional = {cls.name: cls(self.cfg) for cls in OPTIONAL}
 
     def select(self, names: list[str] | None) -> list[Server]:
-        unknown = sorted(set(names or []) - set(self.servers))
+        """The named servers; none named: the default servers."""
+        everything = {**self.servers, **self.optional}
+        unknown = sorted(set(names or []) - set(everything))
         if unknown:
-            raise StackError(f"unknown server(s) {', '.join(unknown)}; choose from {', '.join(self.servers)}")
-        return [s for n, s in self.servers.items() if not names or n in names]
+            raise StackError(f"unknown server(s) {', '.join(unknown)}; choose from {', '.join(everything)}")
+        if not names:
+            return list(self.servers.values())
+        return [s for n, s in everything.items() if n in names]
+
+    def running_optional(self) -> list[Server]:
+        return [s for s in self.optional.values() if s.pid() is not None]
 
     def up(self, names: list[str] | None = None) -> dict[str, str]:
         self.cfg.save_ports()
@@ -57,10 +73,13 @@ class Stack:
         return result
 
     def down(self, names: list[str] | None = None) -> dict[str, str]:
-        return {server.name: server.down() for server in reversed(self.select(names))}
+        """The named servers; none named: every server, a running optional one too."""
+        servers = self.select(names) + ([] if names else self.running_optional())
+        return {server.name: server.down() for server in reversed(servers)}
 
     def status(self) -> dict[str, Health]:
-        return {name: server.health() for name, server in self.servers.items()}
+        servers = [*self.servers.values(), *self.running_optional()]
+        return {server.name: server.health() for server in servers}
 
     def env(self) -> dict[str, str]:
         creds = self.cfg.credentials()
@@ -74,6 +93,9 @@ class Stack:
         }
         for server in self.servers.values():
             env.update(server.env())
+        # An optional server's settings while it runs (a code location loaded then publishes to it).
+        for optional in self.running_optional():
+            env.update(optional.env())
         # The stack's CA and localhost certificate (stack/tls.py): set COLLECTOR_TLS_CERT_FILE and
         # COLLECTOR_TLS_KEY_FILE to these to serve the collector over TLS.
         env.update(tls.ensure(self.cfg.root / "tls").env())

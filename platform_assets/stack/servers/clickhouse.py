@@ -8,9 +8,10 @@ import sys
 
 import requests
 
-from platform_assets.core.access import ROLE_USERS, TENANTS_VAR, password_var
+from platform_assets.core.access import READER_USERS, ROLE_USERS, TENANTS_VAR, password_var
 from platform_assets.stack.access import (
     components_profiles,
+    components_quotas,
     components_users,
     hashed,
     tenants_profiles,
@@ -70,6 +71,7 @@ class ClickHouseServer(Server):
                 grafana_user=c.grafana_clickhouse_user,
                 grafana_password_sha256=hashlib.sha256(c.grafana_clickhouse_password.encode()).hexdigest(),
                 component_profiles=components_profiles(),
+                component_quotas=components_quotas(),
                 component_users=components_users(hashed(c.clickhouse_role_passwords), LOCALHOST),
                 tenant_profiles=tenants_profiles(tenants),
                 tenant_quotas=tenants_quotas(tenants),
@@ -165,7 +167,7 @@ class ClickHouseServer(Server):
             "GRAFANA_CLICKHOUSE_USER": self.creds.grafana_clickhouse_user,
             "GRAFANA_CLICKHOUSE_PASSWORD": self.creds.grafana_clickhouse_password,
             # The component users (ingest, the views' definer, never logs in) and the tenants.
-            **{password_var(u): self.creds.clickhouse_role_passwords[u] for u in ROLE_USERS},
+            **{password_var(u): self.creds.clickhouse_role_passwords[u] for u in (*ROLE_USERS, *READER_USERS)},
             **({TENANTS_VAR: self.cfg.tenants_json} if self.cfg.tenants() else {}),
             **{t.password_var: self.creds.tenant_passwords[t.name] for t in self.cfg.tenants()},
         }
