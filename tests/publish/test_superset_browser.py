@@ -6,8 +6,9 @@ Data: the transform tests' history, identical rows (tests/transform: the product
 SEED 20_240_611 and the agent history of seed 20261 over the 35 days ending two days ago), and a
 dbt build of the charted marts for that window. The test logs in through the login form, opens
 each dashboard, waits until every chart's data request has answered and nothing is loading, and
-checks that no chart shows an error, every chart got rows, and the per-day table shows the mart's
-value for a known day read from ClickHouse. Screenshots go to test-artifacts/superset/."""
+checks that no chart shows an error, every chart got rows, the per-day table shows the mart's
+value for a known day read from ClickHouse, and a table over a new mart (paths, failing prompts)
+leads with the mart's largest figure. Screenshots go to test-artifacts/superset/."""
 
 from __future__ import annotations
 
@@ -67,6 +68,20 @@ KNOWN = {
         "LLM calls, tokens and cost per day",
         "LLM calls",
         "SELECT sum(calls) FROM marts.mart_llm_daily WHERE day = {d:Date}",
+    ),
+}
+# Per dashboard: a table chart over a new mart (no time filter: every row of the mart), its first
+# column shown, and the SQL of the largest value of it (the table is sorted by it, descending).
+TOP = {
+    PRODUCT.slug: (
+        "Page transitions",
+        "transitions",
+        "SELECT max(n) FROM (SELECT sum(transitions) AS n FROM marts.mart_paths_daily GROUP BY step, next_step)",
+    ),
+    AGENTS.slug: (
+        "Prompts with the most failures",
+        "failures",
+        "SELECT max(n) FROM (SELECT sum(failures) AS n FROM marts.mart_prompt_failures_daily GROUP BY prompt_hash)",
     ),
 }
 KNOWN_DAY_SQL = {
@@ -232,6 +247,13 @@ def check_dashboard(page: Page, superset: SupersetResource, dash: SupersetDashbo
     col = header.index(column)
     (row,) = [r for r in rows if r and r[0].startswith(day.isoformat())]
     assert int(row[col].replace(",", "")) == value, (day, row, value)
+
+    # The table over a new mart leads with the mart's largest figure.
+    title, column, sql = TOP[dash.slug]
+    header, *rows = table_rows(page, title)
+    with clickhouse.client() as ch:
+        top = int(ch.query(sql).result_rows[0][0])
+    assert rows and int(rows[0][header.index(column)].replace(",", "")) == top > 0, (title, rows[:3], top)
     return {"day": day, "value": value, "charts": len(charts)}
 
 
