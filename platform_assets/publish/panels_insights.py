@@ -8,6 +8,7 @@ from __future__ import annotations
 from platform_assets.publish.panels import IN_WORKSPACE, WORKSPACE, DashboardSpec, PanelSpec, VariableSpec
 
 _DAY = "$__dateFilter(day)"
+BREAKDOWN = "marts.mart_breakdown_daily"
 
 WORKSPACE_VARIABLE = VariableSpec(
     name="workspace",
@@ -16,6 +17,24 @@ WORKSPACE_VARIABLE = VariableSpec(
 WHERE $__dateFilter(day)
 ORDER BY workspace_id""",
 )
+
+
+def _breakdown(key: str, column: str, label: str, description: str) -> PanelSpec:
+    """Events and user-days of mart_breakdown_daily by one of its dimensions."""
+    return PanelSpec(
+        key=key,
+        title=f"Events and user-days by {label}",
+        kind="barchart",
+        sql=f"""SELECT {column}, sum(events) AS events, sum(active_users) AS user_days
+FROM {BREAKDOWN}
+WHERE {_DAY} AND {IN_WORKSPACE}
+GROUP BY {column}
+ORDER BY events DESC""",
+        source=BREAKDOWN,
+        rows_filter=_DAY,
+        description=description,
+    )
+
 
 PANELS = (
     PanelSpec(
@@ -77,32 +96,18 @@ LIMIT 50""",
         description="A user's next event in the same session after a page (its path) or event; share_of_step is "
         "the share of all transitions out of that step.",
     ),
-    PanelSpec(
-        key="countries",
-        title="Events and user-days by country",
-        kind="barchart",
-        sql=f"""SELECT country, sum(events) AS events, sum(active_users) AS user_days
-FROM marts.mart_breakdown_daily
-WHERE {_DAY} AND {IN_WORKSPACE}
-GROUP BY country
-ORDER BY events DESC""",
-        source="marts.mart_breakdown_daily",
-        rows_filter=_DAY,
-        description="Country from the app's users table (CDC); 'unknown' for anonymous visitors and actors without "
+    _breakdown(
+        "countries",
+        "country",
+        "country",
+        "Country from the app's users table (CDC); 'unknown' for anonymous visitors and actors without "
         "an account. user_days: distinct users per day, summed over the days.",
     ),
-    PanelSpec(
-        key="devices",
-        title="Events and user-days by device type",
-        kind="barchart",
-        sql=f"""SELECT device_type, sum(events) AS events, sum(active_users) AS user_days
-FROM marts.mart_breakdown_daily
-WHERE {_DAY} AND {IN_WORKSPACE}
-GROUP BY device_type
-ORDER BY events DESC""",
-        source="marts.mart_breakdown_daily",
-        rows_filter=_DAY,
-        description="device_type from the client event's context (docs/ingest.md); 'unknown' when not sent and for "
+    _breakdown(
+        "devices",
+        "device_type",
+        "device type",
+        "device_type from the client event's context (docs/ingest.md); 'unknown' when not sent and for "
         "server-side events.",
     ),
 )
